@@ -1,0 +1,201 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Forward kinematics, inverse kinematics from joint positions, and analytic two-bone IK (numpy)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .rotations import (matrix_to_quat, normalize, quat_between, quat_fix_continuity, quat_mul,
+                        quat_conjugate, quat_rotate, quat_to_axis_angle, quat_to_matrix, axis_angle_to_quat)
+from .skeleton import Skeleton
+
+
+def forward_kinematics(rotations: np.ndarray, root_translation: np.ndarray, skeleton: Skeleton,
+                       return_global_rotations: bool = False):
+    """Global joint positions (..., J, 3) from local quaternions (..., J, 4) and root positions (..., 3)."""
+    rotations = np.asarray(rotations, dtype=np.float64)
+    local = quat_to_matrix(rotations)
+    glob = np.empty_like(local)
+    pos = np.empty(rotations.shape[:-1] + (3,))
+    offsets = skeleton.offsets
+    for j, p in enumerate(skeleton.parents):
+        if p < 0:
+            glob[..., j, :, :] = local[..., j, :, :]
+            pos[..., j, :] = root_translation
+        else:
+            glob[..., j, :, :] = glob[..., p, :, :] @ local[..., j, :, :]
+            pos[..., j, :] = pos[..., p, :] + glob[..., p, :, :] @ offsets[j]
+    return (pos, glob) if return_global_rotations else pos
+
+
+def _kabsch(rest: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Rotations R (T, 3, 3) minimising sum |R rest_i - target_i|^2; rest (C, 3), target (T, C, 3)."""
+    h = np.einsum("ci,tcj->tij", rest, target)          # cross-covariance, rest x target
+    u, _, vt = np.linalg.svd(h)
+    d = np.sign(np.linalg.det(np.swapaxes(vt, -1, -2) @ np.swapaxes(u, -1, -2)))
+    corr = np.ones(h.shape[:-2] + (3,))
+    corr[..., 2] = d
+    return np.swapaxes(vt, -1, -2) @ (corr[..., :, None] * np.swapaxes(u, -1, -2))
+
+
+def _twist_about(q: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """Twist part of rotation q about the unit axis (swing-twist decomposition)."""
+    proj = (q[..., 1:] * axis).sum(-1, keepdims=True) * axis
+    t = np.concatenate([q[..., :1], proj], axis=-1)
+    n = np.linalg.norm(t, axis=-1, keepdims=True)
+    ident = np.zeros_like(t)
+    ident[..., 0] = 1.0
+    return np.where(n < 1e-9, ident, t / np.maximum(n, 1e-12))
+
+
+# Above this swing angle the zero-twist swing becomes ill-conditioned (it is undefined at 180 degrees):
+# there the twist follows the previous frame instead, blended in between the two angles.
+_TWIST_FOLLOW_START = np.deg2rad(120.0)
+_TWIST_FOLLOW_FULL = np.deg2rad(160.0)
+
+
+def _single_child_local(rest_dir: np.ndarray, local_target: np.ndarray) -> np.ndarray:
+    """Local rotations (T, 4) aligning ``rest_dir`` with ``local_target`` (T, 3), twist continuous in time."""
+    rest = np.broadcast_to(rest_dir, local_target.shape)
+    swing = quat_between(rest, local_target)
+    angle = 2.0 * np.arccos(np.clip(np.abs(swing[:, 0]), 0.0, 1.0))
+    risky = np.nonzero(angle > _TWIST_FOLLOW_START)[0]
+    if risky.size == 0:
+        return swing
+    b = normalize(local_target)
+    out = swing.copy()
+    for t in risky:            # rare: only frames whose bone is bent far from its rest direction
+        if t == 0:
+            continue
+        # Twist about the target that brings the swing closest to the previous frame's rotation.
+        delta = quat_mul(out[t - 1], quat_conjugate(swing[t]))
+        twist = _twist_about(delta, b[t])
+        w = np.clip((angle[t] - _TWIST_FOLLOW_START) / (_TWIST_FOLLOW_FULL - _TWIST_FOLLOW_START), 0.0, 1.0)
+        tw_aa = quat_to_axis_angle(twist) * w
+        out[t] = quat_mul(axis_angle_to_quat(tw_aa), swing[t])
+    return out
+
+
+def inverse_kinematics(joints: np.ndarray, skeleton: Skeleton) -> tuple[np.ndarray, np.ndarray]:
+    """Local rotations (T, J, 4) and root translation (T, 3) that reproduce ``joints`` (T, J, 3) by FK.
+
+    A joint with several children (pelvis, spine3, wrists) gets the best rigid fit of its rest child
+    offsets (Kabsch); a joint with one child gets the shortest swing from its rest bone direction, with
+    the twist kept continuous in time; leaves keep their parent's orientation. With a skeleton fitted to
+    the clip (:func:`fit_skeleton`) FK reproduces rigid input to rounding error.
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    if joints.ndim != 3 or joints.shape[1] != skeleton.num_joints or joints.shape[2] != 3:
+        raise ValueError(f"inverse_kinematics expects joints (T, {skeleton.num_joints}, 3); got {joints.shape}")
+    if not np.isfinite(joints).all():
+        raise ValueError("inverse_kinematics: joint positions contain NaN or infinite values")
+    t_len, j_len = joints.shape[:2]
+    local_q = np.zeros((t_len, j_len, 4))
+    local_q[..., 0] = 1.0
+    glob_m = np.zeros((t_len, j_len, 3, 3))
+    ident = np.broadcast_to(np.eye(3), (t_len, 3, 3))
+    children = [skeleton.children(j) for j in range(j_len)]
+    for j, p in enumerate(skeleton.parents):
+        parent_m = ident if p < 0 else glob_m[:, p]
+        kids = children[j]
+        if not kids:
+            glob_m[:, j] = parent_m
+            continue
+        rest = skeleton.offsets[kids]                           # (C, 3) in this joint's rest frame
+        target = joints[:, kids] - joints[:, j:j + 1]            # (T, C, 3) world
+        if len(kids) >= 2 and np.linalg.matrix_rank(rest, tol=1e-6) >= 2:
+            g = _kabsch(rest, target)
+            local_m = np.swapaxes(parent_m, -1, -2) @ g
+            local_q[:, j] = matrix_to_quat(local_m)
+        else:
+            k = int(np.argmax(np.linalg.norm(rest, axis=-1)))
+            local_target = np.einsum("tji,tj->ti", parent_m, target[:, k])   # parent^T @ target
+            local_q[:, j] = _single_child_local(rest[k], local_target)
+            local_m = quat_to_matrix(local_q[:, j])
+        glob_m[:, j] = parent_m @ local_m
+    return quat_fix_continuity(local_q), joints[:, 0].copy()
+
+
+def fit_skeleton(joints: np.ndarray, template: Skeleton, source: str = "fitted") -> Skeleton:
+    """A skeleton with the clip's own bone lengths and rigid shapes, oriented like ``template``.
+
+    Single-child bones keep the template's rest direction with the clip's median length; the children of
+    a multi-child joint keep their (rigid) arrangement from the clip, rotated to best match the template.
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    offsets = template.offsets.copy()
+    for j in range(template.num_joints):
+        kids = template.children(j)
+        if not kids:
+            continue
+        data = joints[:, kids] - joints[:, j:j + 1]               # (T, C, 3)
+        rest = template.offsets[kids]
+        if len(kids) >= 2 and np.linalg.matrix_rank(rest, tol=1e-6) >= 2:
+            rot = _kabsch(rest, data)                             # template -> data, per frame
+            offsets[kids] = np.einsum("tji,tcj->tci", rot, data).mean(0)
+        else:
+            for c, k in enumerate(kids):
+                length = np.median(np.linalg.norm(data[:, c], axis=-1))
+                offsets[k] = normalize(rest[c]) * length
+    offsets[0] = joints[0, 0]
+    return template.with_offsets(offsets, source=source)
+
+
+def two_bone_ik(root: np.ndarray, mid: np.ndarray, end_target: np.ndarray,
+                upper_length: np.ndarray | float, lower_length: np.ndarray | float,
+                pole: np.ndarray | None = None, max_stretch: float = 0.9999) -> np.ndarray:
+    """New middle-joint positions (e.g. knees) so that root-mid-end reaches ``end_target`` exactly.
+
+    root, mid, end_target, pole: (..., 3). The bend plane contains ``pole`` (default: the current middle
+    joint). Targets out of reach are pulled in to ``max_stretch`` of the full length along the same line;
+    the returned end positions are available from :func:`two_bone_end`.
+    """
+    root, end_target = np.asarray(root, np.float64), np.asarray(end_target, np.float64)
+    pole = np.asarray(mid if pole is None else pole, np.float64)
+    l1 = np.asarray(upper_length, np.float64)[..., None] if np.ndim(upper_length) else float(upper_length)
+    l2 = np.asarray(lower_length, np.float64)[..., None] if np.ndim(lower_length) else float(lower_length)
+    to_target = end_target - root
+    dist = np.linalg.norm(to_target, axis=-1, keepdims=True)
+    direction = to_target / np.maximum(dist, 1e-12)
+    d = np.clip(dist, np.abs(l1 - l2) + 1e-6, (l1 + l2) * max_stretch)
+    along = (l1 * l1 - l2 * l2 + d * d) / (2.0 * d)             # law of cosines: projection of the knee
+    height = np.sqrt(np.maximum(l1 * l1 - along * along, 0.0))
+    to_pole = pole - root
+    perp = to_pole - (to_pole * direction).sum(-1, keepdims=True) * direction
+    perp_n = np.linalg.norm(perp, axis=-1, keepdims=True)
+    # Degenerate pole (on the root-target line): bend towards any perpendicular, deterministic.
+    fallback = np.cross(direction, np.broadcast_to([1.0, 0.0, 0.0], direction.shape))
+    fallback = np.where(np.linalg.norm(fallback, axis=-1, keepdims=True) < 1e-6,
+                        np.cross(direction, np.broadcast_to([0.0, 0.0, 1.0], direction.shape)), fallback)
+    perp = np.where(perp_n < 1e-9, normalize(fallback), perp / np.maximum(perp_n, 1e-12))
+    return root + along * direction + height * perp
+
+
+def two_bone_end(root: np.ndarray, end_target: np.ndarray, upper_length, lower_length,
+                 max_stretch: float = 0.9999) -> np.ndarray:
+    """Where the end joint lands for :func:`two_bone_ik` (the target itself when it is in reach)."""
+    l1 = np.asarray(upper_length, np.float64)[..., None] if np.ndim(upper_length) else float(upper_length)
+    l2 = np.asarray(lower_length, np.float64)[..., None] if np.ndim(lower_length) else float(lower_length)
+    to_target = np.asarray(end_target, np.float64) - root
+    dist = np.linalg.norm(to_target, axis=-1, keepdims=True)
+    d = np.clip(dist, np.abs(l1 - l2) + 1e-6, (l1 + l2) * max_stretch)
+    return root + to_target / np.maximum(dist, 1e-12) * d
+
+
+def local_to_global_rotations(rotations: np.ndarray, parents) -> np.ndarray:
+    """Global quaternions (..., J, 4) from local ones."""
+    out = np.empty_like(np.asarray(rotations, np.float64))
+    for j, p in enumerate(parents):
+        out[..., j, :] = rotations[..., j, :] if p < 0 else quat_mul(out[..., p, :], rotations[..., j, :])
+    return out
+
+
+def global_to_local_rotations(global_rotations: np.ndarray, parents) -> np.ndarray:
+    out = np.empty_like(np.asarray(global_rotations, np.float64))
+    for j, p in enumerate(parents):
+        out[..., j, :] = global_rotations[..., j, :] if p < 0 else \
+            quat_mul(quat_conjugate(global_rotations[..., p, :]), global_rotations[..., j, :])
+    return out
+
+
+__all__ = ["forward_kinematics", "inverse_kinematics", "fit_skeleton", "two_bone_ik", "two_bone_end",
+           "local_to_global_rotations", "global_to_local_rotations", "quat_rotate"]
