@@ -252,13 +252,20 @@ def smplx_skeleton(model_path: str | Path, betas: np.ndarray | None = None, gend
         betas = np.asarray(betas, dtype=np.float32).reshape(-1)[:num_betas]
         b[0, :betas.shape[0]] = torch.from_numpy(betas)
     with torch.no_grad():
-        out = model(betas=b, return_verts=True)
-    joints = out.joints[0, :55].double().numpy()
-    floor = float(out.vertices[0, :, 1].min())
+        # Rest pose only: shaped template and its regressed joints (the model's forward would also
+        # select landmark vertices, which is neither needed nor robust to trimmed model files).
+        vertices = model.v_template + smplx.lbs.blend_shapes(b, model.shapedirs)
+        joints_t = smplx.lbs.vertices2joints(model.J_regressor, vertices)
+    joints = joints_t[0, :55].double().numpy()
+    floor = float(vertices[0, :, 1].min())
     joints[:, 1] -= floor
     offsets = joints.copy()
     for j, p in enumerate(SMPLX_PARENTS):
         if p >= 0:
             offsets[j] = joints[j] - joints[p]
+    vertices_np = vertices[0].double().numpy()
+    vertices_np[:, 1] -= floor
     return Skeleton(SMPLX_JOINT_NAMES, SMPLX_PARENTS, offsets, source=f"smplx:{path.name}",
-                    meta={"model_path": str(path), "floor_offset": floor})
+                    meta={"model_path": str(path), "floor_offset": floor, "rest_vertices": vertices_np,
+                          "faces": np.asarray(model.faces, dtype=np.int64),
+                          "skin_weights": model.lbs_weights.double().numpy()})
