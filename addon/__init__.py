@@ -1,7 +1,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Blender side of Choreo: everything that imports bpy lives in this package."""
+"""Blender side of Choreo: everything that imports bpy lives in this package.
 
-_modules = []
+Model and motion maths live in ``..core_models``; modules here import it lazily inside operators so the
+add-on registers (and shows what is missing) even before its Python dependencies are installed.
+"""
+from . import jobs, operators, panels, preferences, properties
+
+_modules = (preferences, properties, operators, panels)
 
 
 def register():
@@ -10,5 +15,6 @@ def register():
 
 
 def unregister():
+    jobs.shutdown()
     for module in reversed(_modules):
         module.unregister()

@@ -1,0 +1,364 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Operators: add an SMPL-X dancer, load a motion file, import mocap with Blender's importers, scene audio."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import bpy
+import numpy as np
+from bpy.props import EnumProperty, StringProperty
+from bpy_extras.io_utils import ImportHelper
+
+from . import jobs
+from .preferences import get_preferences
+
+
+def _fail(op, context, message: str):
+    """Report an error in the UI and remember it for the panel; nothing was written."""
+    op.report({"ERROR"}, message)
+    context.scene.choreo.last_report = message
+    return {"CANCELLED"}
+
+
+def _dancer_skeleton(context):
+    """The skeleton for a new dancer: the user's SMPL-X model when preferences name one, else the default."""
+    from ..core_models.skeleton import default_skeleton, smplx_skeleton
+
+    prefs = get_preferences(context)
+    path = bpy.path.abspath(prefs.smplx_model_path) if prefs and prefs.smplx_model_path else ""
+    if not path:
+        return default_skeleton()
+    return smplx_skeleton(path)
+
+
+def _active_dancer(context):
+    obj = context.active_object
+    if obj is None:
+        raise ValueError("No armature selected: select an SMPL-X dancer or choose 'New dancer'")
+    if obj.type != "ARMATURE":
+        raise ValueError(f"'{obj.name}' is a {obj.type.lower()}, not an armature: select an SMPL-X dancer")
+    if not obj.choreo.is_dancer:
+        raise ValueError(f"'{obj.name}' is not an SMPL-X dancer; use 'Import Mocap' to map its bones, "
+                         "then 'Convert to Dancer'")
+    return obj
+
+
+class CHOREO_OT_add_dancer(bpy.types.Operator):
+    """Add an SMPL-X armature (55 bones); with an SMPL-X model file in preferences, also its skinned body"""
+    bl_idname = "choreo.add_dancer"
+    bl_label = "Add SMPL-X Dancer"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        from .armature import add_skinned_mesh, build_armature
+
+        try:
+            skel = _dancer_skeleton(context)
+        except (ValueError, FileNotFoundError, OSError) as exc:
+            return _fail(self, context, f"SMPL-X model file problem: {exc}")
+        obj = build_armature(context, skel)
+        add_skinned_mesh(context, obj, skel)
+        context.scene.choreo.last_report = f"Added {obj.name} ({len(obj.data.bones)} bones, {skel.source})"
+        return {"FINISHED"}
+
+
+class CHOREO_OT_load_motion(bpy.types.Operator, ImportHelper):
+    """Load a BVH or SMPL-X (.npz/.pkl) motion file as a new action on an SMPL-X dancer"""
+    bl_idname = "choreo.load_motion"
+    bl_label = "Load Motion File"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filter_glob: StringProperty(default="*.bvh;*.npz;*.pkl", options={"HIDDEN"})
+    target: EnumProperty(name="Target", default="NEW", items=(
+        ("NEW", "New dancer", "Build a new SMPL-X armature with the clip's own proportions"),
+        ("SELECTED", "Selected dancer", "Retarget onto the selected SMPL-X armature")))
+
+    def execute(self, context):
+        from ..core_models.io.motion_file import load_motion
+
+        path = bpy.path.abspath(self.filepath)
+        if not os.path.isfile(path):
+            return _fail(self, context, f"Motion file not found: '{path}'")
+        target, skeleton = None, None
+        if self.target == "SELECTED":
+            try:
+                from .armature import armature_skeleton
+
+                target = _active_dancer(context)
+                skeleton = armature_skeleton(target)
+            except ValueError as exc:
+                return _fail(self, context, str(exc))
+        scene = context.scene
+        start = scene.choreo.start_frame
+
+        def work(progress, cancel):
+            progress("reading motion", 0, 2)
+            motion = load_motion(path, skeleton=skeleton)
+            progress("solving IK", 1, 2)
+            return motion
+
+        def apply(motion):
+            from .armature import build_armature
+            from .keyframes import write_motion
+
+            obj = target or build_armature(bpy.context, motion.skeleton, name=Path(path).stem[:50])
+            obj.choreo.source_file = path
+            try:
+                action = write_motion(obj, motion, scene, start_frame=start, action_name=Path(path).stem)
+            except Exception:
+                if target is None:                         # remove the half-built dancer
+                    data = obj.data
+                    bpy.data.objects.remove(obj)
+                    bpy.data.armatures.remove(data)
+                raise
+            scene.choreo.last_report = (f"Loaded {Path(path).name}: {motion.num_frames} frames at "
+                                        f"{motion.fps:g} fps as '{action.name}' on {obj.name}")
+
+        return _run(self, context, "Load motion", work, apply)
+
+
+def _run(op, context, title, work, apply):
+    try:
+        state = jobs.run_job(title, work, apply)
+    except Exception as exc:
+        return _fail(op, context, str(exc))
+    # Either done synchronously, or running with a progress bar; both end this operator call.
+    del state
+    return {"FINISHED"}
+
+
+_IMPORTERS = {".bvh": "bvh", ".fbx": "fbx"}
+
+
+def _import_with_blender(path: str, ext: str):
+    before = set(bpy.data.objects)
+    before_actions = set(bpy.data.actions)
+    if ext == ".bvh":
+        result = bpy.ops.import_anim.bvh(filepath=path, global_scale=1.0, use_fps_scale=True, update_scene_fps=False,
+                                         rotate_mode="NATIVE", axis_forward="-Z", axis_up="Y")
+    else:
+        result = bpy.ops.import_scene.fbx(filepath=path, anim_offset=0.0, automatic_bone_orientation=True)
+    new_objects = [o for o in bpy.data.objects if o not in before]
+    new_actions = [a for a in bpy.data.actions if a not in before_actions]
+    return result, new_objects, new_actions
+
+
+def _remove(objects, actions):
+    for obj in objects:
+        data = obj.data
+        bpy.data.objects.remove(obj)
+        if isinstance(data, bpy.types.Armature) and data.users == 0:
+            bpy.data.armatures.remove(data)
+    for action in actions:
+        if action.users == 0:
+            bpy.data.actions.remove(action)
+
+
+def store_mapping(obj, mapping) -> None:
+    from ..core_models.skeleton import BODY_JOINT_NAMES
+
+    settings = obj.choreo
+    settings.bone_map.clear()
+    for canonical in BODY_JOINT_NAMES:
+        item = settings.bone_map.add()
+        item.canonical = canonical
+        item.bone = mapping.source_for.get(canonical, "")
+        item.note = mapping.synthesised.get(canonical, "")
+    settings.rig_profile = mapping.profile
+    settings.unmapped_bones = ", ".join(mapping.unmapped_source)
+    settings.mapping_error = ""
+
+
+def map_armature(obj):
+    """Map an armature's bones to the canonical body by name (raises RetargetError listing what is missing)."""
+    from ..core_models.io.retarget import map_bones
+
+    names = [b.name for b in obj.data.bones]
+    parents = [names.index(b.parent.name) if b.parent else -1 for b in obj.data.bones]
+    offsets = np.array([np.array(b.head_local) for b in obj.data.bones])
+    return map_bones(names, parents, source_offsets=offsets)
+
+
+class CHOREO_OT_import_mocap(bpy.types.Operator, ImportHelper):
+    """Import BVH or FBX mocap with Blender's own importer and show how its bones map to the canonical body"""
+    bl_idname = "choreo.import_mocap"
+    bl_label = "Import Mocap"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filter_glob: StringProperty(default="*.bvh;*.fbx", options={"HIDDEN"})
+
+    def execute(self, context):
+        path = bpy.path.abspath(self.filepath)
+        ext = Path(path).suffix.lower()
+        if not os.path.isfile(path):
+            return _fail(self, context, f"Mocap file not found: '{path}'")
+        if ext not in _IMPORTERS:
+            return _fail(self, context, f"'{Path(path).name}': only .bvh and .fbx are supported here; load "
+                                        "SMPL-X .npz/.pkl with 'Load Motion File'")
+        try:
+            result, objects, actions = _import_with_blender(path, ext)
+        except RuntimeError as exc:
+            return _fail(self, context, f"Blender could not import '{Path(path).name}': {exc}")
+        armatures = [o for o in objects if o.type == "ARMATURE"]
+        if "FINISHED" not in result or not armatures:
+            _remove(objects, actions)
+            return _fail(self, context, f"'{Path(path).name}' contains no armature")
+        obj = armatures[0]
+        try:
+            mapping = map_armature(obj)
+        except ValueError as exc:
+            _remove(objects, actions)
+            return _fail(self, context, f"{Path(path).name}: {exc}")
+        store_mapping(obj, mapping)
+        obj.choreo.source_file = path
+        context.view_layer.objects.active = obj
+        n_direct = len(mapping.source_for)
+        context.scene.choreo.last_report = (f"Imported {obj.name}: {n_direct}/22 body joints mapped by name "
+                                            f"({mapping.profile}), {len(mapping.synthesised)} synthesised")
+        self.report({"INFO"}, context.scene.choreo.last_report)
+        return {"FINISHED"}
+
+
+def armature_world_joints(obj, scene, frames) -> tuple[np.ndarray, list[str], list[int]]:
+    """Evaluated world positions (F, B, 3) of every bone head, in core axes and the rig's own unit."""
+    from .space import to_core
+
+    names = [b.name for b in obj.data.bones]
+    parents = [names.index(b.parent.name) if b.parent else -1 for b in obj.data.bones]
+    world = np.array(obj.matrix_world)
+    out = np.zeros((len(frames), len(names), 3))
+    current = scene.frame_current
+    try:
+        for i, f in enumerate(frames):
+            scene.frame_set(int(f))
+            heads = np.array([np.array(pb.head) for pb in obj.pose.bones])
+            heads = heads @ world[:3, :3].T + world[:3, 3]
+            out[i] = to_core(heads)
+    finally:
+        scene.frame_set(current)
+    pose_order = [pb.name for pb in obj.pose.bones]
+    order = [pose_order.index(n) for n in names]
+    return out[:, order], names, parents
+
+
+class CHOREO_OT_convert_to_dancer(bpy.types.Operator):
+    """Turn the selected imported rig's animation into a new SMPL-X dancer (the rig itself is untouched)"""
+    bl_idname = "choreo.convert_to_dancer"
+    bl_label = "Convert to SMPL-X Dancer"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        return obj is not None and obj.type == "ARMATURE" and len(obj.choreo.bone_map) > 0
+
+    def execute(self, context):
+        from ..core_models.io.motion_file import body_motion_from_joints
+        from ..core_models.io.retarget import canonical_joints, detect_unit_scale
+        from .keyframes import scene_fps
+
+        obj = context.active_object
+        scene = context.scene
+        ad = obj.animation_data
+        if ad is None or ad.action is None:
+            return _fail(self, context, f"'{obj.name}' has no animation to convert")
+        lo, hi = (int(round(v)) for v in ad.action.frame_range)
+        frames = np.arange(lo, hi + 1)
+        try:
+            mapping = map_armature(obj)
+        except ValueError as exc:
+            return _fail(self, context, str(exc))
+        positions, names, parents = armature_world_joints(obj, scene, frames)
+        fps = scene_fps(scene)
+        start = scene.choreo.start_frame
+
+        def work(progress, cancel):
+            progress("mapping joints", 0, 2)
+            joints = canonical_joints(positions, names, mapping, parents)
+            joints = joints * detect_unit_scale(joints)        # rigs imported in cm, mm or inches
+            progress("solving IK", 1, 2)
+            return body_motion_from_joints(joints, fps, source=obj.name)
+
+        def apply(motion):
+            from .armature import build_armature
+            from .keyframes import write_motion
+
+            dancer = build_armature(bpy.context, motion.skeleton, name=f"{obj.name}_SMPLX")
+            write_motion(dancer, motion, scene, start_frame=start, action_name=f"{obj.name}_SMPLX")
+            scene.choreo.last_report = f"Converted {obj.name} to {dancer.name} ({motion.num_frames} frames)"
+
+        return _run(self, context, "Convert to dancer", work, apply)
+
+
+class CHOREO_OT_add_sound(bpy.types.Operator, ImportHelper):
+    """Add a music file to the timeline as a sound strip (checked to decode first)"""
+    bl_idname = "choreo.add_sound"
+    bl_label = "Add Music"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filter_glob: StringProperty(default="*.wav;*.ogg;*.mp3;*.flac;*.m4a;*.aif;*.aiff", options={"HIDDEN"})
+
+    def execute(self, context):
+        from ..core_models.audio import load_audio
+
+        path = bpy.path.abspath(self.filepath)
+        try:
+            samples, sr = load_audio(path)
+        except (ValueError, FileNotFoundError) as exc:
+            return _fail(self, context, str(exc))
+        scene = context.scene
+        strip = add_sound_strip(scene, path, scene.choreo.start_frame)
+        seconds = len(samples) / sr
+        scene.choreo.last_report = f"Added music '{strip.name}' ({seconds:.1f} s)"
+        return {"FINISHED"}
+
+
+def add_sound_strip(scene, path: str, frame_start: int):
+    editor = scene.sequence_editor or scene.sequence_editor_create()
+    strips = editor.strips if hasattr(editor, "strips") else editor.sequences   # 4.4+ / before
+    used = {s.channel for s in strips}
+    channel = next(c for c in range(1, 129) if c not in used)
+    return strips.new_sound(Path(path).stem[:60], path, channel, frame_start)
+
+
+def scene_music(scene):
+    """(samples, sample_rate, strip) of the first sound strip on the timeline, decoded by the core."""
+    from ..core_models.audio import load_audio
+
+    editor = scene.sequence_editor
+    strips = [] if editor is None else (editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all)
+    sounds = sorted((s for s in strips if s.type == "SOUND"), key=lambda s: s.frame_final_start)
+    if not sounds:
+        raise ValueError("The scene has no sound strip: use 'Add Music' first")
+    strip = sounds[0]
+    samples, sr = load_audio(bpy.path.abspath(strip.sound.filepath))
+    return samples, sr, strip
+
+
+class CHOREO_OT_cancel_job(bpy.types.Operator):
+    """Stop the running Choreo job; nothing it was computing is written"""
+    bl_idname = "choreo.cancel_job"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context):
+        return jobs.is_running()
+
+    def execute(self, context):
+        jobs.cancel_current()
+        return {"FINISHED"}
+
+
+classes = (CHOREO_OT_add_dancer, CHOREO_OT_load_motion, CHOREO_OT_import_mocap, CHOREO_OT_convert_to_dancer,
+           CHOREO_OT_add_sound, CHOREO_OT_cancel_job)
+
+
+def register():
+    for cls in classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

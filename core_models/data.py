@@ -1,0 +1,72 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Locating the shared real data (mocap archives, music) used for training, evaluation and real-data tests.
+
+The data never lives in the repository. By default it is ``../shared/data`` beside the checkout
+(override with ``CHOREO_DATA_DIR``); mocap archives are extracted once into a cache folder
+(``CHOREO_CACHE``, default ``~/.cache/choreo``), or taken as-is from ``CHOREO_MOCAP_DIR``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ARCHIVES = {"bandai": "bandai_namco_bvh.tar.xz", "cmu": "cmu_salsa_bvh.tar.xz"}
+
+
+def shared_data_dir() -> Path | None:
+    path = Path(os.environ.get("CHOREO_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+    return path if path.is_dir() else None
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CHOREO_CACHE", Path.home() / ".cache" / "choreo"))
+
+
+def _extract_once(archive: Path, dest: Path) -> Path:
+    """Extract ``archive`` into ``dest`` atomically (a crash leaves no half-extracted folder)."""
+    if (dest / ".complete").exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(tmp, filter="data")
+        (tmp / ".complete").write_text(archive.name)
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.rename(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def mocap_dir(corpus: str) -> Path | None:
+    """Folder holding the BVH files of ``corpus`` ('bandai' or 'cmu'), or None when the data is absent."""
+    if corpus not in ARCHIVES:
+        raise ValueError(f"unknown corpus '{corpus}'; choose one of {sorted(ARCHIVES)}")
+    override = os.environ.get("CHOREO_MOCAP_DIR")
+    if override:
+        root = Path(override)
+    else:
+        data = shared_data_dir()
+        archive = data / "mocap" / ARCHIVES[corpus] if data else None
+        if archive is None or not archive.is_file():
+            return None
+        root = _extract_once(archive, cache_dir() / "mocap" / corpus)
+    sub = root / ("dataset" if corpus == "bandai" else "cmu_salsa")
+    return sub if sub.is_dir() else None
+
+
+def mocap_files(corpus: str) -> list[Path]:
+    folder = mocap_dir(corpus)
+    return sorted(folder.rglob("*.bvh")) if folder else []
+
+
+def music_files() -> list[Path]:
+    data = shared_data_dir()
+    return sorted((data / "music").glob("*.ogg")) if data else []

@@ -1,0 +1,64 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Any supported motion file -> a 55-joint SMPL-X ``Motion`` (what the add-on keys onto an armature)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..kinematics import fit_skeleton, inverse_kinematics
+from ..motion import Motion
+from ..rotations import quat_identity
+from ..skeleton import NUM_BODY_JOINTS, Skeleton, default_skeleton
+
+
+def full_skeleton_from_body(body: Skeleton) -> Skeleton:
+    """A 55-joint skeleton with ``body``'s 22 joints and default hands/face scaled to its size."""
+    full = default_skeleton()
+    ref = default_skeleton(body_only=True)
+    scale = np.linalg.norm(body.offsets[1:], axis=-1).sum() / np.linalg.norm(ref.offsets[1:], axis=-1).sum()
+    offsets = full.offsets.copy()
+    offsets[NUM_BODY_JOINTS:] *= scale
+    offsets[:NUM_BODY_JOINTS] = body.offsets
+    return full.with_offsets(offsets, source=body.source)
+
+
+def body_motion_from_joints(joints: np.ndarray, fps: float, skeleton: Skeleton | None = None,
+                            source: str = "joints") -> Motion:
+    """Solve IK for body joint positions (T, 22, 3) on ``skeleton`` (default: fitted to the clip).
+
+    Returns a 55-joint Motion; hands and face keep their rest pose. With the fitted skeleton FK
+    reproduces the input positions (rigid bones) to rounding error.
+    """
+    if skeleton is None:
+        skeleton = full_skeleton_from_body(fit_skeleton(joints, default_skeleton(body_only=True),
+                                                        source=f"fitted:{source}"))
+    body = skeleton.subset(NUM_BODY_JOINTS)
+    rot_body, root = inverse_kinematics(joints, body)
+    rotations = quat_identity((joints.shape[0], skeleton.num_joints))
+    rotations[:, :NUM_BODY_JOINTS] = rot_body
+    return Motion(rotations, root, skeleton, fps, meta={"source": source})
+
+
+SUPPORTED_SUFFIXES = (".bvh", ".npz", ".pkl")
+
+
+def load_motion(path, skeleton: Skeleton | None = None, overrides=None, unit="auto") -> Motion:
+    """A motion file as a 55-joint Motion: SMPL-X files keep their rotations; other rigs go through the
+    canonical body and IK (onto ``skeleton``, or a skeleton fitted to the clip when None)."""
+    from . import load_body_clip
+    from .smplx_motion import read_amass_npz, read_smplx_pkl
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return read_amass_npz(path, skeleton=skeleton)
+    if suffix == ".pkl":
+        return read_smplx_pkl(path, skeleton=skeleton)
+    if suffix != ".bvh":
+        raise ValueError(f"{path}: unsupported motion file type '{suffix}'; supported: "
+                         f"{', '.join(SUPPORTED_SUFFIXES)}")
+    clip = load_body_clip(path, overrides=overrides, unit=unit)
+    motion = body_motion_from_joints(clip.joints, clip.fps, skeleton, source=str(path))
+    motion.meta["mapping"] = clip.mapping
+    return motion
