@@ -3,22 +3,40 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LTS_VENV := .venv-lts
+LTS_STAMP := $(LTS_VENV)/.installed
+BPY_LTS := bpy==4.5.15
 
-.PHONY: venv test test-core demo bench info clean
+.PHONY: venv test test-core test-lts demo bench extension clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,blender]'
 	touch $(STAMP)
 
 venv: $(STAMP)
 
+# Core tests (no bpy) and add-on tests in the real bpy 5.0.1 module.
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 test-core: $(STAMP)
 	$(PY) -m pytest -q tests/core
+
+# The add-on tests again on Blender 4.5 LTS (bpy 4.5 wheel in its own environment).
+$(LTS_STAMP): pyproject.toml
+	test -x $(LTS_VENV)/bin/python || $(PYTHON) -m venv $(LTS_VENV)
+	$(LTS_VENV)/bin/python -m pip install --quiet -e '.[test]' '$(BPY_LTS)'
+	touch $(LTS_STAMP)
+
+test-lts: $(LTS_STAMP)
+	$(LTS_VENV)/bin/python -m pytest -q tests/addon
+
+# Installable zip built with Blender's own extension builder (no tests, benchmarks or data inside).
+extension: $(STAMP)
+	mkdir -p dist
+	$(PY) -c "import bpy; from bl_pkg import bl_extension_cli as c; import sys; \
+sys.exit(c.cli_extension_handler(['build', '--source-dir', '.', '--output-dir', 'dist']) or 0)"
 
 # Until the generator lands, the demo runs the motion core end to end on a clip it synthesises
 # (or on CLIP=path/to/file.bvh): summary, features round trip and clean-mocap metrics.
@@ -27,6 +45,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/motion_core.py
+	$(PY) benchmarks/keyframes.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) $(LTS_VENV) build dist *.egg-info .pytest_cache

@@ -3,14 +3,13 @@
 
 Bone rest orientations are chosen for display (each bone points at its main child); the core's local
 rotations are defined in world-aligned rest frames, so :mod:`.keyframes` converts between the two with
-each bone's rest rotation (see ``bone_rest_quaternions``).
+each bone's rest rotation (see ``bone_rest_matrices``).
 """
 from __future__ import annotations
 
 import bpy
 import numpy as np
 
-from ..core_models.rotations import matrix_to_quat
 from ..core_models.skeleton import SMPLX_JOINT_NAMES, Skeleton, default_skeleton
 from .space import BLENDER_TO_CORE, to_blender
 
@@ -104,14 +103,14 @@ def armature_skeleton(obj) -> Skeleton:
     raise ValueError(f"'{obj.name}' was not built by Choreo; use 'Import mocap' to map its bones")
 
 
-def bone_rest_quaternions(obj, names) -> np.ndarray:
-    """Each bone's rest axes expressed in core coordinates, (J, 4) w-first.
+def bone_rest_matrices(obj, names) -> np.ndarray:
+    """Each bone's rest axes expressed in core coordinates, (J, 3, 3).
 
     With M = BLENDER_TO_CORE @ bone_rest_matrix, a core local rotation L becomes the pose rotation
-    M^-1 L M, and a core-space offset d becomes the bone-space location M^-1 d.
+    M^T L M (for quaternions: w unchanged, vector part M^T v), and a core offset d the location M^T d.
     """
     mats = np.array([np.array(obj.data.bones[n].matrix_local.to_3x3()) for n in names])
-    return matrix_to_quat(BLENDER_TO_CORE @ mats)
+    return BLENDER_TO_CORE @ mats
 
 
 def add_skinned_mesh(context, armature_obj, skeleton: Skeleton) -> bpy.types.Object | None:

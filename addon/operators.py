@@ -177,7 +177,7 @@ def map_armature(obj):
     names = [b.name for b in obj.data.bones]
     parents = [names.index(b.parent.name) if b.parent else -1 for b in obj.data.bones]
     offsets = np.array([np.array(b.head_local) for b in obj.data.bones])
-    return map_bones(names, parents, source_offsets=offsets)
+    return map_bones(names, parents, source_rest_positions=offsets)
 
 
 class CHOREO_OT_import_mocap(bpy.types.Operator, ImportHelper):
