@@ -40,7 +40,17 @@ def _new_fcurve_factory(action, obj):
         strip = layer.strips.new(type="KEYFRAME")
         bag = strip.channelbag(slot, ensure=True)
         del anim_utils
-        return slot, (lambda path, index, group: bag.fcurves.new(path, index=index, group_name=group))
+        if bpy.app.version >= (5, 0, 0):
+            return slot, (lambda path, index, group: bag.fcurves.new(path, index=index, group_name=group))
+        groups = {}
+
+        def new_fcurve(path, index, group):      # 4.4/4.5: fcurves.new has no group argument yet
+            fc = bag.fcurves.new(path, index=index)
+            if group not in groups:
+                groups[group] = bag.groups.new(group)
+            fc.group = groups[group]
+            return fc
+        return slot, new_fcurve
     return None, (lambda path, index, group: action.fcurves.new(path, index=index, action_group=group))
 
 

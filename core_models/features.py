@@ -71,24 +71,32 @@ def _facing_quat(joints: np.ndarray, ik_quirk: bool, smooth_sigma: float | None)
     return quat_between(forward, np.broadcast_to(_FORWARD, forward.shape))
 
 
+# For each bone (indexed by its child joint 1..21): the bone before it in its kinematic chain, or 0 when
+# the bone starts a chain (then the running rotation is the root's, even for the arm chains off spine3).
+_PREV_BONE = np.zeros(NUM_BODY_JOINTS, dtype=int)
+for _chain in BODY_CHAINS:
+    for _k in range(2, len(_chain)):
+        _PREV_BONE[_chain[_k]] = _chain[_k - 1]
+_BONES = np.arange(1, NUM_BODY_JOINTS)
+_PARENTS = np.array(BODY_PARENTS)
+
+
 def chain_ik(joints: np.ndarray, smooth_forward: bool = True) -> np.ndarray:
     """The official features' bone-alignment IK: (T, 22, 4) rotations, each stored at the bone's child joint.
 
-    Index 0 holds the root facing rotation (frame 0 forced to identity). For each chain the running
-    rotation starts from the root's; a bone's rotation aligns its raw rest direction with the data.
+    Index 0 holds the root facing rotation (frame 0 forced to identity). Walking a chain, the running
+    rotation after a bone is exactly that bone's alignment rotation (raw rest direction -> data), so each
+    local rotation is conj(alignment of the previous bone, or the root's at a chain start) * alignment.
     """
     root = _facing_quat(joints, ik_quirk=True, smooth_sigma=FORWARD_SMOOTH_SIGMA if smooth_forward else None)
     root[0] = (1.0, 0.0, 0.0, 0.0)
-    quats = np.zeros(joints.shape[:-1] + (4,))
+    bones = joints[:, _BONES] - joints[:, _PARENTS[_BONES]]
+    align = np.empty(joints.shape[:-1] + (4,))
+    align[:, 0] = root
+    align[:, 1:] = quat_between(np.broadcast_to(T2M_RAW_OFFSETS[_BONES], bones.shape), bones)
+    quats = np.empty_like(align)
     quats[:, 0] = root
-    for chain in BODY_CHAINS:
-        running = root
-        for parent, child in zip(chain[:-1], chain[1:]):
-            bone = joints[:, child] - joints[:, parent]
-            align = quat_between(np.broadcast_to(T2M_RAW_OFFSETS[child], bone.shape), bone)
-            local = quat_mul(quat_conjugate(running), align)
-            quats[:, child] = local
-            running = quat_mul(running, local)
+    quats[:, 1:] = quat_mul(quat_conjugate(align[:, _PREV_BONE[_BONES]]), align[:, 1:])
     return quats
 
 
@@ -121,14 +129,21 @@ def _leg_length(offsets: np.ndarray) -> float:
 def retarget_to_skeleton(joints: np.ndarray, target: Skeleton | np.ndarray) -> np.ndarray:
     """The official "uniform skeleton" step: same bone directions, the target's bone lengths.
 
-    The root trajectory is scaled by the leg-length ratio target/source.
+    The root trajectory is scaled by the leg-length ratio target/source. (The release does this as IK
+    followed by FK with the target offsets; since FK then re-applies each bone's alignment rotation to a
+    raw direction, the result is every bone rescaled along its own direction, computed here directly.)
     """
     target_pose = target.rest_positions()[:NUM_BODY_JOINTS] if isinstance(target, Skeleton) else np.asarray(target)
     src_offsets = raw_direction_offsets(joints[0])
-    tgt_offsets = raw_direction_offsets(target_pose)
-    scale = _leg_length(tgt_offsets) / max(_leg_length(src_offsets), 1e-9)
-    quats = chain_ik(joints, smooth_forward=False)
-    return chain_fk(quats, joints[:, 0] * scale, tgt_offsets)
+    tgt_lengths = np.linalg.norm(raw_direction_offsets(target_pose), axis=-1)
+    scale = _leg_length(tgt_lengths[:, None] * T2M_RAW_OFFSETS) / max(_leg_length(src_offsets), 1e-9)
+    bones = joints[:, 1:] - joints[:, _PARENTS[1:]]
+    bones = bones / np.maximum(np.linalg.norm(bones, axis=-1, keepdims=True), 1e-12) * tgt_lengths[1:, None]
+    out = np.empty_like(joints)
+    out[:, 0] = joints[:, 0] * scale
+    for j in range(1, NUM_BODY_JOINTS):                   # parents come first
+        out[:, j] = out[:, _PARENTS[j]] + bones[:, j - 1]
+    return out
 
 
 def canonicalize(joints: np.ndarray) -> np.ndarray:

@@ -54,25 +54,31 @@ _TWIST_FOLLOW_FULL = np.deg2rad(160.0)
 
 
 def _single_child_local(rest_dir: np.ndarray, local_target: np.ndarray) -> np.ndarray:
-    """Local rotations (T, 4) aligning ``rest_dir`` with ``local_target`` (T, 3), twist continuous in time."""
-    rest = np.broadcast_to(rest_dir, local_target.shape)
-    swing = quat_between(rest, local_target)
-    angle = 2.0 * np.arccos(np.clip(np.abs(swing[:, 0]), 0.0, 1.0))
-    risky = np.nonzero(angle > _TWIST_FOLLOW_START)[0]
-    if risky.size == 0:
+    """Local rotations (T, n, 4) aligning ``rest_dir`` (n, 3) with ``local_target`` (T, n, 3), twist
+    continuous in time."""
+    swing = quat_between(np.broadcast_to(rest_dir, local_target.shape), local_target)
+    angle = 2.0 * np.arccos(np.clip(np.abs(swing[..., 0]), 0.0, 1.0))
+    risky = angle > _TWIST_FOLLOW_START
+    if not risky.any():
         return swing
     b = normalize(local_target)
     out = swing.copy()
-    for t in risky:            # rare: only frames whose bone is bent far from its rest direction
+    for t, n in zip(*np.nonzero(risky)):    # rare: frames whose bone is bent far from its rest direction
         if t == 0:
             continue
         # Twist about the target that brings the swing closest to the previous frame's rotation.
-        delta = quat_mul(out[t - 1], quat_conjugate(swing[t]))
-        twist = _twist_about(delta, b[t])
-        w = np.clip((angle[t] - _TWIST_FOLLOW_START) / (_TWIST_FOLLOW_FULL - _TWIST_FOLLOW_START), 0.0, 1.0)
-        tw_aa = quat_to_axis_angle(twist) * w
-        out[t] = quat_mul(axis_angle_to_quat(tw_aa), swing[t])
+        delta = quat_mul(out[t - 1, n], quat_conjugate(swing[t, n]))
+        twist = _twist_about(delta, b[t, n])
+        w = np.clip((angle[t, n] - _TWIST_FOLLOW_START) / (_TWIST_FOLLOW_FULL - _TWIST_FOLLOW_START), 0.0, 1.0)
+        out[t, n] = quat_mul(axis_angle_to_quat(quat_to_axis_angle(twist) * w), swing[t, n])
     return out
+
+
+def _depth_levels(parents) -> list[list[int]]:
+    depth = []
+    for p in parents:
+        depth.append(0 if p < 0 else depth[p] + 1)
+    return [[j for j, d in enumerate(depth) if d == level] for level in range(max(depth) + 1)]
 
 
 def inverse_kinematics(joints: np.ndarray, skeleton: Skeleton) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +87,8 @@ def inverse_kinematics(joints: np.ndarray, skeleton: Skeleton) -> tuple[np.ndarr
     A joint with several children (pelvis, spine3, wrists) gets the best rigid fit of its rest child
     offsets (Kabsch); a joint with one child gets the shortest swing from its rest bone direction, with
     the twist kept continuous in time; leaves keep their parent's orientation. With a skeleton fitted to
-    the clip (:func:`fit_skeleton`) FK reproduces rigid input to rounding error.
+    the clip (:func:`fit_skeleton`) FK reproduces rigid input to rounding error. Joints of one depth in
+    the hierarchy are solved together.
     """
     joints = np.asarray(joints, dtype=np.float64)
     if joints.ndim != 3 or joints.shape[1] != skeleton.num_joints or joints.shape[2] != 3:
@@ -93,25 +100,36 @@ def inverse_kinematics(joints: np.ndarray, skeleton: Skeleton) -> tuple[np.ndarr
     local_q[..., 0] = 1.0
     glob_m = np.zeros((t_len, j_len, 3, 3))
     ident = np.broadcast_to(np.eye(3), (t_len, 3, 3))
+    parents = skeleton.parents
     children = [skeleton.children(j) for j in range(j_len)]
-    for j, p in enumerate(skeleton.parents):
-        parent_m = ident if p < 0 else glob_m[:, p]
-        kids = children[j]
-        if not kids:
-            glob_m[:, j] = parent_m
+
+    def parent_matrices(js):
+        return np.stack([ident if parents[j] < 0 else glob_m[:, parents[j]] for j in js], axis=1)
+
+    for level in _depth_levels(parents):
+        single, single_child = [], []
+        for j in level:
+            kids = children[j]
+            if not kids:
+                glob_m[:, j] = ident if parents[j] < 0 else glob_m[:, parents[j]]
+                continue
+            rest = skeleton.offsets[kids]
+            if len(kids) >= 2 and np.linalg.matrix_rank(rest, tol=1e-6) >= 2:
+                parent_m = ident if parents[j] < 0 else glob_m[:, parents[j]]
+                g = _kabsch(rest, joints[:, kids] - joints[:, j:j + 1])
+                local_q[:, j] = matrix_to_quat(np.swapaxes(parent_m, -1, -2) @ g)
+                glob_m[:, j] = g
+            else:
+                single.append(j)
+                single_child.append(kids[int(np.argmax(np.linalg.norm(rest, axis=-1)))])
+        if not single:
             continue
-        rest = skeleton.offsets[kids]                           # (C, 3) in this joint's rest frame
-        target = joints[:, kids] - joints[:, j:j + 1]            # (T, C, 3) world
-        if len(kids) >= 2 and np.linalg.matrix_rank(rest, tol=1e-6) >= 2:
-            g = _kabsch(rest, target)
-            local_m = np.swapaxes(parent_m, -1, -2) @ g
-            local_q[:, j] = matrix_to_quat(local_m)
-        else:
-            k = int(np.argmax(np.linalg.norm(rest, axis=-1)))
-            local_target = np.einsum("tji,tj->ti", parent_m, target[:, k])   # parent^T @ target
-            local_q[:, j] = _single_child_local(rest[k], local_target)
-            local_m = quat_to_matrix(local_q[:, j])
-        glob_m[:, j] = parent_m @ local_m
+        parent_m = parent_matrices(single)                                   # (T, n, 3, 3)
+        target = joints[:, single_child] - joints[:, single]                 # (T, n, 3) world
+        local_target = np.einsum("tnji,tnj->tni", parent_m, target)          # parent^T @ target
+        q = _single_child_local(skeleton.offsets[single_child], local_target)
+        local_q[:, single] = q
+        glob_m[:, single] = parent_m @ quat_to_matrix(q)
     return quat_fix_continuity(local_q), joints[:, 0].copy()
 
 
@@ -122,20 +140,17 @@ def fit_skeleton(joints: np.ndarray, template: Skeleton, source: str = "fitted")
     a multi-child joint keep their (rigid) arrangement from the clip, rotated to best match the template.
     """
     joints = np.asarray(joints, dtype=np.float64)
+    parents = np.array(template.parents)
+    lengths = np.median(np.linalg.norm(joints[:, 1:] - joints[:, parents[1:]], axis=-1), axis=0)
     offsets = template.offsets.copy()
+    offsets[1:] = normalize(template.offsets[1:]) * lengths[:, None]
     for j in range(template.num_joints):
         kids = template.children(j)
-        if not kids:
-            continue
-        data = joints[:, kids] - joints[:, j:j + 1]               # (T, C, 3)
         rest = template.offsets[kids]
         if len(kids) >= 2 and np.linalg.matrix_rank(rest, tol=1e-6) >= 2:
-            rot = _kabsch(rest, data)                             # template -> data, per frame
+            data = joints[:, kids] - joints[:, j:j + 1]                   # (T, C, 3)
+            rot = _kabsch(rest, data)                                     # template -> data, per frame
             offsets[kids] = np.einsum("tji,tcj->tci", rot, data).mean(0)
-        else:
-            for c, k in enumerate(kids):
-                length = np.median(np.linalg.norm(data[:, c], axis=-1))
-                offsets[k] = normalize(rest[c]) * length
     offsets[0] = joints[0, 0]
     return template.with_offsets(offsets, source=source)
 

@@ -27,11 +27,14 @@ class _Numpy:
 
     @staticmethod
     def norm(x, keepdim=True):
-        return np.linalg.norm(x, axis=-1, keepdims=keepdim)
+        return np.sqrt((x * x).sum(-1, keepdims=keepdim))
 
     @staticmethod
     def cross(a, b):
-        return np.cross(a, b)
+        # np.cross spends most of its time on axis bookkeeping for the small arrays used here
+        a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
+        b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+        return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
 
     @staticmethod
     def clamp(x, lo, hi):
@@ -273,10 +276,12 @@ def quat_slerp(a, b, t):
 _AXES = {"X": 0, "Y": 1, "Z": 2}
 
 
-def _axis_matrix(axis: str, angle: np.ndarray) -> np.ndarray:
+def axis_rotation_matrix(axis: str, angle_rad) -> np.ndarray:
+    """(..., 3, 3) rotation matrices about ``axis`` ('X', 'Y' or 'Z') by ``angle_rad`` (radians, any shape)."""
+    angle = np.asarray(angle_rad)
     c, s = np.cos(angle), np.sin(angle)
     m = np.zeros(angle.shape + (3, 3))
-    i = _AXES[axis]
+    i = _AXES[axis.upper()]
     j, k = (i + 1) % 3, (i + 2) % 3
     m[..., i, i] = 1.0
     m[..., j, j] = c
@@ -294,9 +299,9 @@ def euler_to_matrix(angles, order: str, degrees: bool = True) -> np.ndarray:
     order = order.upper()
     if len(order) != 3 or set(order) - set("XYZ"):
         raise ValueError(f"Euler order '{order}' is not three of X, Y, Z")
-    m = _axis_matrix(order[0], angles[..., 0])
+    m = axis_rotation_matrix(order[0], angles[..., 0])
     for i in (1, 2):
-        m = m @ _axis_matrix(order[i], angles[..., i])
+        m = m @ axis_rotation_matrix(order[i], angles[..., i])
     return m
 
 

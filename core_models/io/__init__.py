@@ -106,8 +106,36 @@ def _load_bvh(path: str, overrides, unit, up_axis: str, fps: float) -> BodyClip:
                     meta={"frame_time": clip.frame_time})
 
 
+def _load_smplx(path: str, overrides, unit, up_axis: str, fps: float) -> BodyClip:
+    """SMPL-X motion (AMASS .npz / official .pkl): the body joints by FK on the default skeleton.
+
+    The file's rotations already name every SMPL-X joint, so no bone mapping is needed (``overrides``
+    must be empty). Units are metres; the up axis is detected unless ``up_axis='Z'`` forces Z up.
+    """
+    from .smplx_motion import read_amass_npz, read_smplx_pkl
+
+    if overrides:
+        raise RetargetError(f"'{path}': SMPL-X files need no bone mapping; remove the overrides")
+    reader = read_amass_npz if path.lower().endswith(".npz") else read_smplx_pkl
+    motion = reader(path, up_axis="Z" if up_axis.upper() == "Z" else "auto")
+    scale = 1.0 if isinstance(unit, str) and unit.strip().lower() in ("auto", "m") else unit_scale(unit)
+    src_fps, src_frames = motion.fps, motion.num_frames
+    if abs(src_fps - fps) > 1e-9:
+        motion = motion.resampled(fps)
+    joints = motion.joints()[:, :len(BODY_JOINT_NAMES)] * scale
+    names = list(motion.skeleton.names)
+    mapping = BoneMapping(source_for={n: n for n in BODY_JOINT_NAMES}, synthesised={},
+                          unmapped_source=names[len(BODY_JOINT_NAMES):], profile="smplx")
+    skel = SourceSkeleton(names, list(motion.skeleton.parents), motion.skeleton.offsets * scale,
+                          [False] * len(names))
+    return BodyClip(joints=np.ascontiguousarray(joints), fps=float(fps), source_fps=float(src_fps),
+                    source_frames=src_frames, mapping=mapping, unit_scale=scale, unit="m" if scale == 1.0 else "custom",
+                    up_axis="auto" if up_axis.upper() != "Z" else "Z", path=path, source_skeleton=skel,
+                    meta={"format": "smplx"})
+
+
 # suffix (lower case) -> loader(path, overrides, unit, up_axis, fps)
-LOADERS: dict[str, Callable[..., BodyClip]] = {".bvh": _load_bvh}
+LOADERS: dict[str, Callable[..., BodyClip]] = {".bvh": _load_bvh, ".npz": _load_smplx, ".pkl": _load_smplx}
 
 
 def load_body_clip(path, overrides=None, unit="auto", up_axis: str = "Y", fps: float = CORE_FPS) -> BodyClip:

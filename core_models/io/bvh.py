@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..rotations import euler_to_matrix, quat_to_matrix
+from ..rotations import axis_rotation_matrix, euler_to_matrix, quat_to_matrix
 
 __all__ = ["BvhError", "BvhClip", "read_bvh", "write_bvh", "bvh_from_rotations", "CHANNEL_NAMES",
            "matrix_to_bvh_euler"]
@@ -159,7 +159,7 @@ class BvhClip:
                 rad = np.deg2rad(angles)
                 m = out[:, joints]
                 for k, axis in enumerate(order):
-                    m = m @ _axis_rotation(axis, rad[..., k])
+                    m = m @ axis_rotation_matrix(axis, rad[..., k])
                 out[:, joints] = m
         return out
 
@@ -204,19 +204,6 @@ class BvhClip:
     def copy(self) -> "BvhClip":
         return BvhClip(list(self.names), list(self.parents), self.offsets.copy(), list(self.channels),
                        list(self.is_end_site), self.frame_time, self.motion.copy(), self.path)
-
-
-def _axis_rotation(axis: str, rad: np.ndarray) -> np.ndarray:
-    c, s = np.cos(rad), np.sin(rad)
-    m = np.zeros(rad.shape + (3, 3))
-    i = _AXIS[axis]
-    j, k = (i + 1) % 3, (i + 2) % 3
-    m[..., i, i] = 1.0
-    m[..., j, j] = c
-    m[..., k, k] = c
-    m[..., k, j] = s
-    m[..., j, k] = -s
-    return m
 
 
 def _canonical_channel(c: str) -> str:

@@ -125,6 +125,40 @@ def test_add_dancer_builds_55_quaternion_bones(scene):
     assert bones["left_foot"].head_local.y < bones["left_ankle"].head_local.y
 
 
+def test_add_dancer_from_users_smplx_model_has_exact_skeleton_and_skinned_body(scene, tmp_path):
+    from core_models.skeleton import default_skeleton
+    from smplx_fixture import write_synthetic_smplx_model
+
+    rest = default_skeleton(height=1.8).rest_positions()
+    model = tmp_path / "SMPLX_NEUTRAL.npz"
+    write_synthetic_smplx_model(model, rest)
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.smplx_model_path = str(model)
+    try:
+        assert bpy.ops.choreo.add_dancer() == {"FINISHED"}
+    finally:
+        prefs.smplx_model_path = ""
+    arm = bpy.context.active_object
+    assert arm.choreo.skeleton_source == "smplx:SMPLX_NEUTRAL.npz"
+    heads = np.array([np.array(arm.data.bones[n].head_local) for n in
+                      sys.modules[MODULE].core_models.skeleton.SMPLX_JOINT_NAMES])
+    expected = sys.modules[MODULE].addon.space.to_blender(rest - [0, rest[:, 1].min(), 0])
+    floor = heads[:, 2].min() - expected[:, 2].min()
+    assert np.abs(heads - expected - [0, 0, floor]).max() < 1e-5        # exact joints, lifted to the floor
+    bodies = [o for o in bpy.data.objects if o.type == "MESH"]
+    assert len(bodies) == 1 and bodies[0].parent == arm
+    body = bodies[0]
+    assert len(body.data.vertices) == 100 and len(body.vertex_groups) == 55
+    assert body.modifiers[0].type == "ARMATURE" and body.modifiers[0].object == arm
+    # the skin follows the bones: bend the left elbow, the vertex sitting on the left wrist moves
+    wrist = sys.modules[MODULE].core_models.skeleton.SMPLX_JOINT_NAMES.index("left_wrist")
+    before = np.array(body.evaluated_get(bpy.context.evaluated_depsgraph_get()).data.vertices[wrist].co)
+    arm.pose.bones["left_elbow"].rotation_quaternion = (0.7071, 0.0, 0.0, 0.7071)
+    bpy.context.view_layer.update()
+    after = np.array(body.evaluated_get(bpy.context.evaluated_depsgraph_get()).data.vertices[wrist].co)
+    assert np.linalg.norm(after - before) > 0.1
+
+
 def test_real_bandai_bvh_on_smplx_armature(scene, tmp_path):
     path = _bandai_dance()
     clip = load_body_clip(path)                       # the core's canonical joints, 30 fps

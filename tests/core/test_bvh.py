@@ -2,77 +2,17 @@
 """BVH reader/writer: synthetic files with mixed channel orders, bad inputs, and real mocap round trips."""
 from __future__ import annotations
 
-import os
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from conftest import need_mocap
 from core_models.io.bvh import BvhClip, BvhError, bvh_from_rotations, matrix_to_bvh_euler, read_bvh, write_bvh
 from core_models.kinematics import forward_kinematics
 from core_models.rotations import euler_to_matrix, quat_normalize
 from core_models.skeleton import Skeleton
-
-REPO = Path(__file__).resolve().parents[2]
-
-# --- real data: CHOREO_MOCAP_DIR, else /tmp/mocap, else a few members extracted from the archives ------------
-BANDAI_DIR = "dataset/Bandai-Namco-Research-Motiondataset-1/data"
-BANDAI_FILES = ("dataset-1_bye_feminine_001.bvh", "dataset-1_walk-left_tired_001.bvh", "dataset-1_bye_active_001.bvh")
-CMU_DIR = "cmu_salsa"
-CMU_FILES = ("61_11_scaled.bvh", "61_07_scaled.bvh")
-ARCHIVES = {"bandai": "bandai_namco_bvh.tar.xz", "cmu": "cmu_salsa_bvh.tar.xz"}
-
-
-def _wanted(kind: str) -> list[str]:
-    return [f"{BANDAI_DIR}/{n}" for n in BANDAI_FILES] if kind == "bandai" else [f"{CMU_DIR}/{n}" for n in CMU_FILES]
-
-
-def _extract(archive: Path, members: list[str], dest: Path) -> bool:
-    want = set(members)
-    with tarfile.open(archive, "r:xz") as tf:
-        for m in tf:                                   # the wanted members come early: stop once found
-            if m.name in want and m.isfile():
-                tf.extract(m, dest, filter="data") if hasattr(tarfile, "data_filter") else tf.extract(m, dest)
-                want.discard(m.name)
-                if not want:
-                    return True
-    return False
-
-
-@pytest.fixture(scope="session")
-def mocap(tmp_path_factory):
-    """dict kind -> list of paths, or kind -> skip reason (str)."""
-    env = os.environ.get("CHOREO_MOCAP_DIR")
-    roots = [Path(env)] if env else [Path("/tmp/mocap")]
-    out: dict[str, list[Path] | str] = {}
-    archive_dir = REPO.parent / "shared" / "data" / "mocap"
-    for kind in ("bandai", "cmu"):
-        rel = _wanted(kind)
-        for root in roots:
-            paths = [root / r for r in rel]
-            if all(p.is_file() for p in paths):
-                out[kind] = paths
-                break
-        else:
-            archive = archive_dir / ARCHIVES[kind]
-            if env:
-                out[kind] = f"{kind} mocap files not found under CHOREO_MOCAP_DIR={env}"
-            elif archive.is_file():
-                dest = tmp_path_factory.mktemp(f"mocap_{kind}")
-                out[kind] = [dest / r for r in rel] if _extract(archive, rel, dest) \
-                    else f"{archive} lacks {', '.join(rel)}"
-            else:
-                out[kind] = f"no {kind} mocap data (set CHOREO_MOCAP_DIR, extract to /tmp/mocap, or provide {archive})"
-    return out
-
-
-def _need(mocap, kind) -> list[Path]:
-    if isinstance(mocap[kind], str):
-        pytest.skip(mocap[kind])
-    return mocap[kind]
-
 
 # --- a synthetic file -----------------------------------------------------------------------------------
 # Root ZXY with positions; Chest XYZ; Slider YXZ *with position channels*; Leg with only two rotation
@@ -396,7 +336,7 @@ def test_write_refuses_bad_clips(tmp_path):
 # --- real data -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["bandai", "cmu"])
 def test_real_round_trip(mocap, kind, tmp_path):
-    for path in _need(mocap, kind):
+    for path in need_mocap(mocap, kind):
         clip = read_bvh(path)
         assert clip.num_frames > 10
         if kind == "bandai":

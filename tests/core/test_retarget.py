@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import need_mocap
 from core_models.io import BodyClip, UnsupportedFormatError, load_body_clip
 from core_models.io.bvh import bvh_from_rotations, read_bvh, write_bvh
 from core_models.io.retarget import (CANONICAL_JOINTS, RetargetError, canonical_joints, convert_up_axis,
@@ -17,59 +15,7 @@ from core_models.io.retarget import (CANONICAL_JOINTS, RetargetError, canonical_
 from core_models.rotations import axis_angle_to_quat, quat_conjugate, quat_mul, quat_rotate
 from core_models.skeleton import BODY_JOINT_NAMES, BODY_PARENTS, default_skeleton
 
-REPO = Path(__file__).resolve().parents[2]
 CI = {n: i for i, n in enumerate(CANONICAL_JOINTS)}
-
-# --- real data (same lookup as test_bvh.py): CHOREO_MOCAP_DIR, /tmp/mocap, or members of the archives -------
-BANDAI_DIR = "dataset/Bandai-Namco-Research-Motiondataset-1/data"
-BANDAI_FILES = ("dataset-1_bye_feminine_001.bvh", "dataset-1_walk-left_tired_001.bvh", "dataset-1_bye_active_001.bvh")
-CMU_DIR = "cmu_salsa"
-CMU_FILES = ("61_11_scaled.bvh", "61_07_scaled.bvh")
-ARCHIVES = {"bandai": "bandai_namco_bvh.tar.xz", "cmu": "cmu_salsa_bvh.tar.xz"}
-
-
-def _wanted(kind: str) -> list[str]:
-    return [f"{BANDAI_DIR}/{n}" for n in BANDAI_FILES] if kind == "bandai" else [f"{CMU_DIR}/{n}" for n in CMU_FILES]
-
-
-def _extract(archive: Path, members: list[str], dest: Path) -> bool:
-    want = set(members)
-    with tarfile.open(archive, "r:xz") as tf:
-        for m in tf:
-            if m.name in want and m.isfile():
-                tf.extract(m, dest, filter="data") if hasattr(tarfile, "data_filter") else tf.extract(m, dest)
-                want.discard(m.name)
-                if not want:
-                    return True
-    return False
-
-
-@pytest.fixture(scope="session")
-def mocap_files(tmp_path_factory):
-    env = os.environ.get("CHOREO_MOCAP_DIR")
-    root = Path(env) if env else Path("/tmp/mocap")
-    out: dict[str, list[Path] | str] = {}
-    for kind in ("bandai", "cmu"):
-        rel = _wanted(kind)
-        paths = [root / r for r in rel]
-        archive = REPO.parent / "shared" / "data" / "mocap" / ARCHIVES[kind]
-        if all(p.is_file() for p in paths):
-            out[kind] = paths
-        elif env:
-            out[kind] = f"{kind} mocap files not found under CHOREO_MOCAP_DIR={env}"
-        elif archive.is_file():
-            dest = tmp_path_factory.mktemp(f"mocap_{kind}")
-            out[kind] = [dest / r for r in rel] if _extract(archive, rel, dest) else f"{archive} lacks {rel}"
-        else:
-            out[kind] = f"no {kind} mocap data (set CHOREO_MOCAP_DIR, extract to /tmp/mocap, or provide {archive})"
-    return out
-
-
-def _need(files, kind) -> list[Path]:
-    if isinstance(files[kind], str):
-        pytest.skip(files[kind])
-    return files[kind]
-
 
 # --- synthetic rigs -------------------------------------------------------------------------------------
 def humanoid(pelvis, spine, neck, head, arms, legs, root=None, hip_parents=(None, None), ends=()):
@@ -403,8 +349,8 @@ RIGID = [("left_hip", "left_knee"), ("left_knee", "left_ankle"), ("left_ankle", 
 
 
 @pytest.mark.parametrize("kind", ["bandai", "cmu"])
-def test_real_mapping(mocap_files, kind):
-    for path in _need(mocap_files, kind):
+def test_real_mapping(mocap, kind):
+    for path in need_mocap(mocap, kind):
         b = load_body_clip(path)
         m = b.mapping
         _covers_all(m)

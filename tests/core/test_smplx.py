@@ -7,7 +7,8 @@ import pytest
 from core_models.io.smplx_motion import SmplxMotionError, read_amass_npz, read_smplx_pkl
 from core_models.kinematics import forward_kinematics
 from core_models.rotations import quat_to_axis_angle
-from core_models.skeleton import SMPLX_PARENTS, default_skeleton, smplx_skeleton
+from core_models.skeleton import default_skeleton, smplx_skeleton
+from smplx_fixture import write_synthetic_smplx_model
 
 
 def _pose_arrays(frames=40, seed=0):
@@ -98,25 +99,6 @@ def test_amass_bad_files(tmp_path, case, match):
     assert str(path) in str(err.value)
 
 
-def write_synthetic_smplx_model(path, rest_joints):
-    """An .npz with the keys and shapes of an SMPL-X model file; vertex i sits on joint i."""
-    rng = np.random.default_rng(0)
-    n_joints, extra = 55, 45
-    verts = np.concatenate([rest_joints, rest_joints[rng.integers(0, 55, extra)] + rng.normal(0, 0.01, (extra, 3))])
-    nv = verts.shape[0]
-    regressor = np.zeros((n_joints, nv))
-    regressor[np.arange(55), np.arange(55)] = 1.0
-    weights = np.zeros((nv, n_joints))
-    weights[np.arange(nv), np.concatenate([np.arange(55), rng.integers(0, 55, extra)])] = 1.0
-    kintree = np.array([[4294967295 if p < 0 else p for p in SMPLX_PARENTS], list(range(55))], dtype=np.int64)
-    np.savez(path, v_template=verts, shapedirs=rng.normal(0, 1e-3, (nv, 3, 20)), posedirs=np.zeros((nv, 3, 486)),
-             J_regressor=regressor, weights=weights, kintree_table=kintree,
-             f=rng.integers(0, nv, (60, 3)).astype(np.int64),
-             hands_componentsl=np.eye(45), hands_componentsr=np.eye(45), hands_meanl=np.zeros(45),
-             hands_meanr=np.zeros(45), lmk_faces_idx=np.zeros(51, np.int64), lmk_bary_coords=np.full((51, 3), 1 / 3),
-             dynamic_lmk_faces_idx=np.zeros((79, 17), np.int64), dynamic_lmk_bary_coords=np.full((79, 17, 3), 1 / 3))
-
-
 def test_smplx_package_skeleton_from_synthetic_model(tmp_path):
     rest = default_skeleton(height=1.8).rest_positions() + [0.0, -0.3, 0.02]   # SMPL-X models float around 0
     path = tmp_path / "SMPLX_NEUTRAL.npz"
@@ -165,3 +147,18 @@ def test_smplx_model_file_errors(tmp_path, break_it, match):
         path = tmp_path / "nope.npz"
     with pytest.raises((ValueError, FileNotFoundError), match=match):
         smplx_skeleton(path)
+
+
+def test_load_body_clip_reads_smplx_files(tmp_path):
+    from core_models.io import load_body_clip
+
+    orient, body, transl = _pose_arrays(frames=60)
+    path = tmp_path / "clip.npz"
+    np.savez(path, poses=np.concatenate([orient, body], 1), trans=transl, mocap_frame_rate=np.array(60.0))
+    clip = load_body_clip(path)
+    assert clip.source_fps == 60.0 and clip.source_frames == 60 and clip.fps == 30.0 and clip.num_frames == 30
+    assert clip.mapping.profile == "smplx" and len(clip.mapping.source_for) == 22
+    motion = read_amass_npz(path)
+    assert np.abs(clip.joints[0] - motion.joints()[0, :22]).max() < 1e-9
+    with pytest.raises(ValueError, match="need no bone mapping"):
+        load_body_clip(path, overrides={"left_knee": "x"})
