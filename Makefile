@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Core tests (no bpy) and add-on tests in the real bpy 5.0.1 module.
-test: $(STAMP)
+# Core tests (no bpy) and add-on tests in the real bpy 5.0.1 module, then the add-on tests again on
+# Blender 4.5 LTS (a second environment; both together take a few minutes).
+test: $(STAMP) $(LTS_STAMP)
 	$(PY) -m pytest -q tests
+	$(LTS_VENV)/bin/python -m pytest -q tests/addon
 
 test-core: $(STAMP)
 	$(PY) -m pytest -q tests/core
