@@ -353,12 +353,4 @@ class CHOREO_OT_cancel_job(bpy.types.Operator):
 classes = (CHOREO_OT_add_dancer, CHOREO_OT_load_motion, CHOREO_OT_import_mocap, CHOREO_OT_convert_to_dancer,
            CHOREO_OT_add_sound, CHOREO_OT_cancel_job)
 
-
-def register():
-    for cls in classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -105,12 +105,4 @@ class CHOREO_PT_library(_ChoreoPanel, bpy.types.Panel):
 
 classes = (CHOREO_PT_main, CHOREO_PT_generate, CHOREO_PT_foot_fix, CHOREO_PT_library)
 
-
-def register():
-    for cls in classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(classes)
