@@ -312,6 +312,35 @@ def test_import_mocap_with_blenders_importer_maps_cmu_names(scene, tmp_path):
         assert err < 1e-3, f"frame {frame}: {err * 1000:.2f} mm"
 
 
+def test_import_mocap_fbx_through_blenders_importer(scene, tmp_path):
+    """An FBX written by Blender's exporter (Mixamo-style names) comes back mapped and converts exactly."""
+    names = ["mixamorig:" + n for n in ("Hips", "LeftUpLeg", "RightUpLeg", "Spine", "LeftLeg", "RightLeg", "Spine1",
+                                        "LeftFoot", "RightFoot", "Spine2", "LeftToeBase", "RightToeBase", "Neck",
+                                        "LeftShoulder", "RightShoulder", "Head", "LeftArm", "RightArm",
+                                        "LeftForeArm", "RightForeArm", "LeftHand", "RightHand")]
+    bvh = _write_synthetic_bvh(tmp_path / "mixamo.bvh", frames=45, names=names)
+    bpy.ops.import_anim.bvh(filepath=str(bvh), axis_forward="-Z", axis_up="Y")
+    rig = bpy.context.active_object
+    fbx = tmp_path / "mixamo.fbx"
+    bpy.ops.export_scene.fbx(filepath=str(fbx), use_selection=True, object_types={"ARMATURE"},
+                             add_leaf_bones=False, bake_anim=True, bake_anim_use_all_actions=False,
+                             bake_anim_use_nla_strips=False)
+    scene_before = len(bpy.data.objects)
+    bpy.data.objects.remove(rig)
+    assert bpy.ops.choreo.import_mocap(filepath=str(fbx)) == {"FINISHED"}
+    imported = bpy.context.active_object
+    assert imported.type == "ARMATURE" and len(bpy.data.objects) == scene_before
+    mapping = {item.canonical: item.bone for item in imported.choreo.bone_map}
+    assert mapping["left_knee"] == "mixamorig:LeftLeg" and imported.choreo.rig_profile == "mixamo"
+    assert bpy.ops.choreo.convert_to_dancer() == {"FINISHED"}
+    dancer = bpy.context.active_object
+    clip = load_body_clip(bvh)
+    lo = int(dancer.animation_data.action.frame_range[0])
+    for k in (0, 20, 44):
+        err = np.abs(_world_body_joints(dancer, lo + k) - clip.joints[k]).max()
+        assert err < 2e-3, f"frame {k}: {err * 1000:.2f} mm"
+
+
 def test_scene_audio_strip_and_samples(scene, tmp_path):
     import soundfile as sf
 
