@@ -68,14 +68,8 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
                 "convert it to WAV, FLAC or OGG and try again") from fallback_error
 
 
-def music_beat_frames(samples: np.ndarray, sr: int, fps: float = 30) -> np.ndarray:
-    """Beat positions as motion-frame indices (int64, ascending) at ``fps``.
-
-    Resamples to ``fps * 512`` Hz, separates the percussive part (HPSS), takes its onset strength
-    (hop 512, median aggregation) and runs ``librosa.beat.beat_track`` on that envelope. Raises
-    ``ValueError`` for an empty, non-finite or silent signal (no beat can be found in silence). A
-    non-silent signal without a detectable pulse gives an empty array.
-    """
+def _analysis_signal(samples: np.ndarray, sr: int, fps: float, purpose: str) -> tuple[np.ndarray, int]:
+    """Validated mono float32 signal resampled to ``fps * 512`` Hz (one hop per motion frame)."""
     import librosa
 
     samples = np.asarray(samples, dtype=np.float32)
@@ -88,21 +82,69 @@ def music_beat_frames(samples: np.ndarray, sr: int, fps: float = 30) -> np.ndarr
     if not np.isfinite(fps) or fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     if samples.size == 0:
-        raise ValueError("the audio signal has no samples; cannot find beats")
+        raise ValueError(f"the audio signal has no samples; cannot compute {purpose}")
     if not np.all(np.isfinite(samples)):
-        raise ValueError("the audio signal contains NaN or inf samples; cannot find beats")
+        raise ValueError(f"the audio signal contains NaN or inf samples; cannot compute {purpose}")
     if float(np.max(np.abs(samples))) < _SILENCE_PEAK:
-        raise ValueError("the audio is silent (peak below -80 dBFS); beats were requested but there is no "
-                         "music to take them from. Choose a music file with audible content")
-
+        raise ValueError(f"the audio is silent (peak below -80 dBFS); {purpose} need music to work from. "
+                         "Choose a music file with audible content")
     analysis_sr = int(round(fps * HOP_LENGTH))
     if int(sr) != analysis_sr:
         samples = librosa.resample(samples, orig_sr=int(sr), target_sr=analysis_sr)
-    percussive = librosa.effects.percussive(samples)
+    return samples, analysis_sr
+
+
+def _onset_and_beats(percussive: np.ndarray, analysis_sr: int) -> tuple[np.ndarray, np.ndarray]:
+    import librosa
+
     onset_envelope = librosa.onset.onset_strength(y=percussive, sr=analysis_sr, hop_length=HOP_LENGTH,
                                                   aggregate=np.median)
     _, beats = librosa.beat.beat_track(onset_envelope=onset_envelope, sr=analysis_sr, hop_length=HOP_LENGTH)
-    return np.asarray(beats, dtype=np.int64)
+    return onset_envelope, np.asarray(beats, dtype=np.int64)
+
+
+def music_beat_frames(samples: np.ndarray, sr: int, fps: float = 30) -> np.ndarray:
+    """Beat positions as motion-frame indices (int64, ascending) at ``fps``.
+
+    Resamples to ``fps * 512`` Hz, separates the percussive part (HPSS), takes its onset strength
+    (hop 512, median aggregation) and runs ``librosa.beat.beat_track`` on that envelope. Raises
+    ``ValueError`` for an empty, non-finite or silent signal (no beat can be found in silence). A
+    non-silent signal without a detectable pulse gives an empty array.
+    """
+    import librosa
+
+    y, analysis_sr = _analysis_signal(samples, sr, fps, "beats")
+    return _onset_and_beats(librosa.effects.percussive(y), analysis_sr)[1]
+
+
+MUSIC55_COLUMNS = {"mfcc": slice(0, 20), "mfcc_delta": slice(20, 40), "chroma": slice(40, 52),
+                   "onset": 52, "beat": 53, "tempogram0": 54}
+
+
+def music_features_55(samples: np.ndarray, sr: int, fps: float = 30) -> np.ndarray:
+    """The 55-d music features at ``fps`` frames/s (Bailando / InfiniteDance RetrievalNet recipe), (T, 55).
+
+    At sr = fps * 512 with hop 512: MFCC 20 from the dB mel spectrogram (n_fft 2048, 128 mels), their
+    deltas (width 3), chroma_cqt 12 of the harmonic part (5 octaves), onset strength of the percussive
+    part (median aggregation), a beat one-hot from beat_track on that envelope, and tempogram bin 0;
+    trimmed to the shortest, not normalised. Column map in :data:`MUSIC55_COLUMNS`.
+    """
+    import librosa
+
+    y, analysis_sr = _analysis_signal(samples, sr, fps, "music features")
+    mel = librosa.feature.melspectrogram(y=y, sr=analysis_sr, hop_length=HOP_LENGTH)
+    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, ref=np.max), n_mfcc=20)
+    mfcc_delta = librosa.feature.delta(mfcc, width=3)
+    harmonic, percussive = librosa.effects.hpss(y)
+    chroma = librosa.feature.chroma_cqt(y=harmonic, sr=analysis_sr, hop_length=HOP_LENGTH, n_chroma=12,
+                                        n_octaves=5)
+    onset, beats = _onset_and_beats(percussive, analysis_sr)
+    beat_onehot = np.zeros_like(onset)
+    beat_onehot[beats[beats < onset.shape[0]]] = 1.0
+    tempogram = librosa.feature.tempogram(onset_envelope=onset, sr=analysis_sr, hop_length=HOP_LENGTH)
+    blocks = [mfcc, mfcc_delta, chroma, onset[None], beat_onehot[None], tempogram[:1]]
+    frames = min(b.shape[1] for b in blocks)
+    return np.concatenate([b[:, :frames] for b in blocks], axis=0).T.astype(np.float32)
 
 
 def synth_click_track(bpm: float, seconds: float, sr: int = 22050, offset: float = 0.0) -> np.ndarray:
@@ -130,3 +172,32 @@ def synth_click_track(bpm: float, seconds: float, sr: int = 22050, offset: float
         stop = min(total, start + click.size)
         out[start:stop] += click[:stop - start]
     return out.astype(np.float32)
+
+
+MUQ_SAMPLE_RATE = 24000
+MUQ_FPS = 25.0   # MuQ-large-msd-iter frames per second (the official code's 10:9 bookkeeping assumes 25)
+
+
+def muq_features(samples: np.ndarray, sr: int, model_dir: str | os.PathLike, device: str = "cpu") -> np.ndarray:
+    """MuQ last-hidden-state features (T, 1024) at 25 frames/s, for the official weight family.
+
+    Needs the optional ``muq`` package and a local copy of the ``OpenMuQ/MuQ-large-msd-iter`` weights
+    (CC-BY-NC-4.0) in ``model_dir``; nothing is downloaded at run time.
+    """
+    try:
+        from muq import MuQ
+    except ImportError as exc:
+        raise RuntimeError("the official weight family needs MuQ music features: install the optional 'muq' "
+                           "package (pip install muq) and download OpenMuQ/MuQ-large-msd-iter with "
+                           "weights_fetch.py; the compact family works without it") from exc
+    import torch
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"MuQ weights folder '{model_dir}' does not exist; download it with "
+                                "'python weights_fetch.py download official'")
+    y, _ = _analysis_signal(samples, sr, MUQ_SAMPLE_RATE / HOP_LENGTH, "MuQ features")   # -> 24 kHz mono
+    model = MuQ.from_pretrained(str(model_dir)).to(device).eval()
+    with torch.no_grad():
+        out = model(torch.from_numpy(np.asarray(y, np.float32))[None].to(device), output_hidden_states=True)
+    return out.last_hidden_state[0].float().cpu().numpy()

@@ -383,3 +383,33 @@ def test_evaluate_clip_keys():
                            "pfc", "bas"}
     assert "bas" not in metrics.evaluate_clip(body)
     assert result["bas"] == pytest.approx(1.0)
+
+
+def test_music_features_55_layout_and_beats():
+    from core_models.audio import MUSIC55_COLUMNS, music_beat_frames, music_features_55, synth_click_track
+
+    sr = 22050
+    clicks = synth_click_track(120, 8.0, sr=sr)
+    feats = music_features_55(clicks, sr)
+    assert feats.shape[1] == 55 and feats.dtype == np.float32
+    assert abs(feats.shape[0] - 8.0 * 30) <= 2                     # 30 frames per second
+    assert np.isfinite(feats).all()
+    beat_col = np.nonzero(feats[:, MUSIC55_COLUMNS["beat"]])[0]
+    assert np.array_equal(beat_col, music_beat_frames(clicks, sr)[music_beat_frames(clicks, sr) < feats.shape[0]])
+    onset = feats[:, MUSIC55_COLUMNS["onset"]]
+    # the onset envelope peaks on the clicks (every 15 frames at 120 bpm)
+    peaks = np.nonzero(onset > 0.5 * onset.max())[0]
+    assert np.all(np.min(np.abs(peaks[:, None] - np.arange(0, 240, 15)[None]), axis=1) <= 2)
+    with pytest.raises(ValueError, match="silent"):
+        music_features_55(np.zeros(sr), sr)
+
+
+def test_muq_frontend_without_the_optional_package_says_what_to_install(tmp_path):
+    import importlib.util
+
+    from core_models.audio import muq_features, synth_click_track
+
+    if importlib.util.find_spec("muq") is not None:
+        pytest.skip("the optional muq package is installed here")
+    with pytest.raises(RuntimeError, match="install the optional 'muq' package"):
+        muq_features(synth_click_track(120, 2.0), 22050, tmp_path)
