@@ -1,0 +1,282 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Choreo weights: list, download, verify and convert weight sets.
+
+    python weights_fetch.py list
+    python weights_fetch.py download official --dest DIR [--files inference] [--from-dir DIR] [--base-url URL]
+    python weights_fetch.py verify DIR
+    python weights_fetch.py convert official --src DIR --dest WEIGHT_SET_DIR
+
+Standalone: importable by the add-on (it imports nothing from ``addon``) and runnable on its own. Downloads
+are resumable (``<file>.part`` + HTTP Range), atomic (renamed into place only when complete) and recorded
+with their sha256 in ``manifest.json``. The official files are under a non-commercial licence: the user
+downloads them by choice; Choreo never redistributes them.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+OFFICIAL_REPO = "huuuuuuuuu/InfiniteDance"
+OFFICIAL_BASE_URL = f"https://huggingface.co/{OFFICIAL_REPO}/resolve/main"
+OFFICIAL_LICENCE = "InfiniteDance Non-Commercial Research License (code, checkpoints, weights, data)"
+MANIFEST = "manifest.json"
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ReleaseFile:
+    path: str          # path inside the release repository
+    size_hint: str
+    purpose: str
+    needed_for_inference: bool
+
+
+# The release's file map (reference infinitedance.md section 8); only what inference needs by default.
+OFFICIAL_FILES = (
+    ReleaseFile("AR/models/checkpoints/dance_vqvae.pth", "586 MB", "RVQ-VAE tokenizer (codebooks, decoders)", True),
+    ReleaseFile("AR/models/checkpoints/args.json", "2 KB", "tokenizer hyper-parameters", True),
+    ReleaseFile("AR/output/exp_m2d_infinitedance/best_model_stage2.pt", "2.15 GB", "ChoreoLLaMA (bf16)", True),
+    ReleaseFile("AR/models/retrievalnet/retrievalnet_audio55_motion264.ckpt", "71 MB", "RetrievalNet", True),
+    ReleaseFile("DATA/dance/alldata_new_joint_vecs264/meta/Mean.npy", "2 KB", "feature mean", True),
+    ReleaseFile("DATA/dance/alldata_new_joint_vecs264/meta/Std.npy", "2 KB", "feature std", True),
+    ReleaseFile("DATA/styles/all_style_map.json", "0.5 MB", "clip -> genre map", True),
+    ReleaseFile("DATA/dance/retrievalnet_motion_embeddings.npz", "60 MB", "reference-library embeddings", True),
+    ReleaseFile("Infinite_MotionTokens_512x1024_3layer_cleandata.tar.gz", "15 MB", "prefix tokens", True),
+    ReleaseFile("AR/models/Llama3.2-1B/config.json", "1 KB", "LLaMA architecture", True),
+    ReleaseFile("alldata_new_joint_vecs264_ft_balanced.tar.gz", "8.7 GB", "RAG reference motions", False),
+    ReleaseFile("DATA/dance/evaluation_features_train8235.npz", "4 MB", "FID/Div ground truth", False),
+)
+
+
+class FetchError(RuntimeError):
+    """A download, verification or conversion problem; the message says what to do."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(folder: Path) -> dict:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return {"files": {}}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise FetchError(f"{path} is not valid JSON ({exc}); delete it and run 'verify --rehash'") from exc
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    """Atomic: written next to the target and renamed over it."""
+    folder = Path(folder)
+    fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=folder)
+    with os.fdopen(fd, "w") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+    os.replace(tmp, folder / MANIFEST)
+
+
+def record_file(folder: Path, relative: str, source: str) -> str:
+    folder = Path(folder)
+    digest = sha256_file(folder / relative)
+    manifest = read_manifest(folder)
+    manifest.setdefault("files", {})[relative] = {"sha256": digest, "size": (folder / relative).stat().st_size,
+                                                  "source": source}
+    write_manifest(folder, manifest)
+    return digest
+
+
+def download_file(url: str, dest: Path, progress: Callable[[str, int, int], None] | None = None,
+                  timeout: float = 30.0, expected_sha256: str | None = None) -> Path:
+    """Download ``url`` to ``dest`` resumably and atomically; returns ``dest``.
+
+    Bytes go to ``dest.part`` (resumed with an HTTP Range request when it exists); ``dest`` appears
+    only once the download is complete (and matches ``expected_sha256`` when given).
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:            # already complete
+            response = None
+        else:
+            raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise FetchError(f"cannot reach {url.split('/')[2] if '://' in url else url} ({exc}); are you offline? "
+                         "Download the files by hand and use --from-dir, or try again later. Nothing was "
+                         f"written except the partial file {part.name}, which a later run resumes") from exc
+    if response is not None:
+        with response:
+            resumed = response.status == 206
+            total = int(response.headers.get("Content-Length", "0") or 0) + (have if resumed else 0)
+            mode = "ab" if resumed else "wb"
+            done = have if resumed else 0
+            try:
+                with open(part, mode) as f:
+                    while True:
+                        block = response.read(CHUNK)
+                        if not block:
+                            break
+                        f.write(block)
+                        done += len(block)
+                        if progress:
+                            progress(dest.name, done, total)
+            except (OSError, urllib.error.URLError) as exc:
+                raise FetchError(f"{url}: the connection broke after {done} bytes ({exc}); run the same "
+                                 "command again to resume") from exc
+            if total and done < total:
+                raise FetchError(f"{url}: got {done} of {total} bytes; run the same command again to resume")
+    if expected_sha256:
+        actual = sha256_file(part)
+        if actual != expected_sha256:
+            part.unlink()
+            raise FetchError(f"{dest.name}: sha256 {actual} does not match the expected {expected_sha256}; the "
+                             "partial file was removed, download again")
+    os.replace(part, dest)
+    return dest
+
+
+def _selected(files: str) -> list[ReleaseFile]:
+    if files == "inference":
+        return [f for f in OFFICIAL_FILES if f.needed_for_inference]
+    if files == "all":
+        return list(OFFICIAL_FILES)
+    wanted = {p.strip() for p in files.split(",") if p.strip()}
+    known = {f.path: f for f in OFFICIAL_FILES}
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        raise FetchError(f"unknown release file(s) {unknown}; see 'python weights_fetch.py list'")
+    return [known[p] for p in sorted(wanted)]
+
+
+def download_official(dest: Path, files: str = "inference", from_dir: Path | None = None,
+                      base_url: str = OFFICIAL_BASE_URL, progress=None, online: bool = True) -> list[Path]:
+    """Fetch (or copy from ``from_dir``) the official release files into ``dest``, recording sha256."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for item in _selected(files):
+        target = dest / item.path
+        if target.is_file() and item.path in read_manifest(dest).get("files", {}):
+            out.append(target)
+            continue
+        if from_dir is not None:
+            source = _find_in(Path(from_dir), item.path)
+            if source is None:
+                raise FetchError(f"'{item.path}' is not in {from_dir} (looked for the release path and the bare "
+                                 "file name); download it by hand or drop --from-dir")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".part")
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+            record_file(dest, item.path, f"copied from {source}")
+        else:
+            if not online:
+                raise FetchError("online access is disabled (Blender: Preferences > System > Network); enable it "
+                                 "or download the files by hand and use --from-dir")
+            download_file(f"{base_url.rstrip('/')}/{item.path}", target, progress)
+            record_file(dest, item.path, f"{base_url}/{item.path}")
+        out.append(target)
+    manifest = read_manifest(dest)
+    manifest["licence"] = OFFICIAL_LICENCE
+    manifest["repository"] = OFFICIAL_REPO
+    write_manifest(dest, manifest)
+    return out
+
+
+def _find_in(folder: Path, release_path: str) -> Path | None:
+    direct = folder / release_path
+    if direct.is_file():
+        return direct
+    hits = sorted(folder.rglob(Path(release_path).name))
+    return hits[0] if hits else None
+
+
+def verify(folder: Path) -> list[str]:
+    """Problems found (empty when every file of the manifest exists with its recorded sha256)."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if not manifest.get("files"):
+        return [f"{folder} has no {MANIFEST} (or it lists no files)"]
+    problems = []
+    for relative, info in sorted(manifest["files"].items()):
+        path = folder / relative
+        if not path.is_file():
+            problems.append(f"missing: {relative}")
+        elif sha256_file(path) != info["sha256"]:
+            problems.append(f"sha256 mismatch: {relative} (file changed or corrupted; download it again)")
+    return problems
+
+
+def _progress_printer(name: str, done: int, total: int, _last=[0.0]) -> None:
+    now = time.monotonic()
+    if now - _last[0] > 0.5 or (total and done >= total):
+        _last[0] = now
+        pct = f"{100 * done / total:5.1f} %" if total else f"{done / 1e6:.1f} MB"
+        print(f"\r  {name}: {pct}", end="" if not total or done < total else "\n", file=sys.stderr, flush=True)
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="weights_fetch.py", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the official release files")
+    p = sub.add_parser("download", help="download a weight family")
+    p.add_argument("family", choices=["official"])
+    p.add_argument("--dest", required=True, type=Path)
+    p.add_argument("--files", default="inference", help="'inference' (default), 'all' or comma-separated paths")
+    p.add_argument("--from-dir", type=Path, help="take files fetched by hand from this folder")
+    p.add_argument("--base-url", default=OFFICIAL_BASE_URL, help="mirror of the release repository")
+    p = sub.add_parser("verify", help="check every file of a folder against its manifest")
+    p.add_argument("folder", type=Path)
+    p = sub.add_parser("convert", help="official checkpoints -> a safetensors weight set")
+    p.add_argument("family", choices=["official"])
+    p.add_argument("--src", required=True, type=Path)
+    p.add_argument("--dest", required=True, type=Path)
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    try:
+        if args.command == "list":
+            for f in OFFICIAL_FILES:
+                mark = "inference" if f.needed_for_inference else "optional"
+                print(f"{f.size_hint:>8}  {mark:9}  {f.path}  ({f.purpose})")
+            print(f"licence: {OFFICIAL_LICENCE}")
+        elif args.command == "download":
+            paths = download_official(args.dest, args.files, args.from_dir, args.base_url, _progress_printer)
+            print(f"{len(paths)} files in {args.dest} (sha256 recorded in {MANIFEST})")
+        elif args.command == "verify":
+            problems = verify(args.folder)
+            for line in problems:
+                print(line)
+            if problems:
+                return 1
+            print(f"{args.folder}: every file matches {MANIFEST}")
+        elif args.command == "convert":
+            from core_models.weights import convert_official   # torch needed only here
+
+            out = convert_official(args.src, args.dest)
+            print(f"weight set written to {out}")
+    except FetchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
