@@ -272,7 +272,7 @@ def main(argv: Iterable[str] | None = None) -> int:
 
             out = convert_official(args.src, args.dest)
             print(f"weight set written to {out}")
-    except FetchError as exc:
+    except (FetchError, ValueError) as exc:      # ValueError: core_models.weights.WeightSetError on convert
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

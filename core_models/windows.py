@@ -11,7 +11,8 @@ beyond the last full window is not generated.
 
 ``full`` (default) covers the song to its last frame without discarding anything: every window after the
 first is prefixed with the last ``prefix`` tokens generated so far and appends everything it generates;
-the last window generates only what is still missing, its music taken from the end of the song.
+the last window generates only what is still missing and starts early enough (with a longer prefix) that
+its music ends with the song, tokens and music aligned.
 """
 from __future__ import annotations
 
@@ -87,16 +88,19 @@ def full_plan(motion_frames: int, music_fps: float, music_frames: int, first_pre
         if not windows:
             used_prefix = first_prefix
             new = min(dance_length - first_prefix, total)
-            token_start = 0
+            music_start = 0
         else:
-            used_prefix = prefix
-            new = min(dance_length - prefix, total - have)
             token_start = have - prefix
-        music_start = int(round(token_start * per_token))
-        music_end = music_start + music_length
-        if music_end > music_frames:                         # the last window: music up to the song's end
-            music_end = music_frames
-            music_start = max(0, music_frames - music_length)
+            if round(token_start * per_token) + music_length > music_frames >= music_length:
+                # The last window: start it earlier (a longer prefix from what exists) so that its music
+                # ends with the song while tokens and music stay aligned.
+                latest = int((music_frames - music_length) / per_token) // TOKENS_PER_LATENT * TOKENS_PER_LATENT
+                # (never so early that the window could not reach the last token)
+                token_start = min(token_start, max(latest, total - dance_length))
+            used_prefix = have - token_start
+            new = min(dance_length - used_prefix, total - have)
+            music_start = int(round(token_start * per_token))
+        music_end = min(music_start + music_length, music_frames)   # a short slice is tiled by the caller
         seconds = music_start / music_fps
         windows.append(Window(len(windows), music_start, music_end,
                               None if not windows else have - used_prefix, None if not windows else have,

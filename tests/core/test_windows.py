@@ -24,10 +24,15 @@ def test_full_plan_covers_every_frame_without_discarding(seconds, first_prefix):
     assert _simulate(windows, first_prefix_len=first_prefix) == total
     for w in windows:
         assert w.new_tokens > 0 and w.new_tokens % 3 == 0
-        assert w.keep_from == (first_prefix if w.index == 0 else 60)   # a prefix is context, never re-kept
         assert 0 <= w.music_start < w.music_end <= round(seconds * 30)
         if w.index:
-            assert w.prefix_to - w.prefix_from == 60
+            # a prefix is context, never re-kept; only the last window may take a longer one
+            assert w.keep_from == w.prefix_to - w.prefix_from
+            assert w.prefix_to - w.prefix_from == 60 or (w is windows[-1] and 60 < w.keep_from < 288)
+            assert w.music_start == round(w.prefix_from * 30.0 * 4 / (3 * 30))   # music aligned with tokens
+            assert w.keep_from + w.new_tokens <= 288
+        else:
+            assert w.keep_from == first_prefix
     # windows follow the song: each later window's music starts later
     assert all(b.music_start >= a.music_start for a, b in zip(windows, windows[1:]))
 

@@ -1,0 +1,270 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""ChoreoLLaMA: music bridge (Cadence-MoE), dance bridge and the LLaMA backbone, and window sampling.
+
+Sequence per window: ``[music_len music-bridge vectors][prefix tokens][sampled tokens]``. Dance tokens are
+the three RVQ layers interleaved (l0, l1, l2, l0, ...); each token enters as its own codebook vector
+through the dance-bridge MLP and leaves through the shared LM head restricted to the slot that is due.
+Module and parameter names follow the official checkpoint (reference infinitedance.md section 3.3), so
+its flat state dict loads unchanged; the same code runs the compact family at small sizes.
+
+Music bridge (the release's "Cadence-MoE"; there is no gating): a universal expert over
+``input_proj([music | style | retrieval condition])`` and one expert per frequency band of the retrieval
+condition (rFFT over time, split into equal bands of bins), each expert ``proj -> MHA -> LayerNorm ->
+Mamba`` with a residual around Mamba, fused by one linear layer.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .llama import Llama, LlamaConfig
+from .progress import check_cancel
+from .sampling import SamplingConfig, sample_slot
+
+GENRES = ("Ballet", "Popular", "Latin", "Modern", "Folk", "Classic")
+
+
+@dataclass
+class GeneratorConfig:
+    llama: LlamaConfig = field(default_factory=LlamaConfig)
+    music_dim: int = 1024          # MuQ (official) or 55 (compact: librosa features)
+    music_fps: float = 25.0
+    music_len: int = 320           # music frames per window
+    dance_len: int = 288           # tokens per window
+    style_dim: int = 64
+    num_styles: int = 6
+    cond_dim: int = 264            # retrieval condition: 264-d motion features
+    cond_len: int = 384            # ... over 384 motion frames
+    code_dim: int = 1024           # RVQ codebook vector size (dance-bridge input)
+    nb_code: int = 512
+    num_quantizers: int = 3
+    dance_token_start: int = 4096  # first dance id in the LM vocabulary
+    bridge_heads: int = 8
+    n_bins: int = 2                # frequency-band experts
+    d_state: int = 16
+    d_conv: int = 4
+    expand: int = 2
+    dt_rank: int = 128
+    genres: tuple = GENRES
+
+    def __post_init__(self):
+        if isinstance(self.llama, dict):
+            self.llama = LlamaConfig.from_dict(self.llama)
+        self.genres = tuple(self.genres)
+        if len(self.genres) != self.num_styles:
+            raise ValueError(f"{len(self.genres)} genre names for {self.num_styles} styles")
+        if self.dance_token_start + self.nb_code * self.num_quantizers > self.llama.vocab_size:
+            raise ValueError(f"dance ids up to {self.dance_token_start + self.nb_code * self.num_quantizers} do "
+                             f"not fit the LM vocabulary of {self.llama.vocab_size}")
+        if self.llama.dim % self.bridge_heads:
+            raise ValueError(f"bridge_heads ({self.bridge_heads}) must divide the hidden size {self.llama.dim}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GeneratorConfig":
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["genres"] = list(self.genres)
+        return out
+
+    def slot_range(self, slot: int) -> tuple[int, int]:
+        lo = self.dance_token_start + self.nb_code * slot
+        return lo, lo + self.nb_code
+
+
+class Mamba(nn.Module):
+    """Mamba v1 selective-state-space block in plain PyTorch (same parameters and maths as mamba_ssm).
+
+    The recurrence h_t = exp(dt_t A) h_{t-1} + dt_t B_t x_t is an associative scan over pairs
+    (decay, input); it is evaluated in log2(T) vectorised doubling steps instead of T sequential ones.
+    """
+
+    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, dt_rank: int = 128):
+        super().__init__()
+        d_inner = expand * d_model
+        self.d_inner, self.d_state, self.dt_rank = d_inner, d_state, dt_rank
+        self.in_proj = nn.Linear(d_model, 2 * d_inner, bias=False)
+        self.conv1d = nn.Conv1d(d_inner, d_inner, d_conv, groups=d_inner, padding=d_conv - 1)
+        self.x_proj = nn.Linear(d_inner, dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(dt_rank, d_inner)
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(d_inner, 1))
+        self.D = nn.Parameter(torch.ones(d_inner))
+        self.out_proj = nn.Linear(d_inner, d_model, bias=False)
+
+    def ssm_inputs(self, u: torch.Tensor):
+        """Gate z, conv output x, and the discretised (decay, input, C) of the scan for u (B, T, d_model)."""
+        t = u.shape[1]
+        x, z = self.in_proj(u).chunk(2, dim=-1)
+        x = F.silu(self.conv1d(x.transpose(1, 2))[..., :t].transpose(1, 2))        # causal: left padding
+        dt, b, c = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        # The scan runs in fp32 whatever the model dtype: bf16 decays compound badly over hundreds of steps.
+        dt = F.softplus(self.dt_proj(dt)).float()                                  # bias inside softplus
+        x, b, c = x.float(), b.float(), c.float()
+        a = -torch.exp(self.A_log.float())
+        decay = torch.exp(dt[..., None] * a)                                       # (B, T, D, N)
+        inputs = (dt * x)[..., None] * b[:, :, None, :]                            # (B, T, D, N)
+        return z, x, decay, inputs, c
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        z, x, decay, inputs, c = self.ssm_inputs(u)
+        h = associative_scan(decay, inputs)
+        y = torch.einsum("btdn,btn->btd", h, c) + x * self.D.float()
+        return self.out_proj((y * F.silu(z.float())).to(u.dtype))
+
+
+def associative_scan(decay: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """h_t = decay_t * h_{t-1} + inputs_t along dim 1 (h_{-1} = 0), by recursive doubling (Hillis-Steele)."""
+    a, h = decay, inputs
+    step, t = 1, decay.shape[1]
+    while step < t:
+        # Combine each position with the partial result `step` earlier: (a1, h1) then (a2, h2).
+        h = torch.cat([h[:, :step], a[:, step:] * h[:, :-step] + h[:, step:]], dim=1)
+        a = torch.cat([a[:, :step], a[:, step:] * a[:, :-step]], dim=1)
+        step *= 2
+    return h
+
+
+class Expert(nn.Module):
+    def __init__(self, in_dim: int, cfg: GeneratorConfig):
+        super().__init__()
+        hidden = cfg.llama.dim
+        self.proj = nn.Linear(in_dim, hidden)
+        self.transformer_attn = nn.MultiheadAttention(hidden, cfg.bridge_heads, batch_first=True)
+        self.mamba = Mamba(hidden, cfg.d_state, cfg.d_conv, cfg.expand, cfg.dt_rank)
+        self.norm = nn.LayerNorm(hidden)
+
+    def forward(self, x):
+        h = self.proj(x)
+        a = self.transformer_attn(h, h, h, need_weights=False)[0]     # bidirectional over the window
+        return self.mamba(self.norm(a)) + a
+
+
+def band_split(x: torch.Tensor, n_bins: int) -> list[torch.Tensor]:
+    """Split (B, T, C) along time into ``n_bins`` equal-width frequency bands that sum back to x."""
+    t = x.shape[1]
+    spec = torch.fft.rfft(x.float(), dim=1)
+    k = torch.arange(spec.shape[1], device=x.device)
+    # Band edges at linspace(0, nyquist, n_bins + 1) in bin units; the last band includes Nyquist.
+    edges = torch.linspace(0, t / 2, n_bins + 1, dtype=torch.float64, device=x.device)
+    bands = []
+    for i in range(n_bins):
+        keep = (k >= edges[i]) & ((k < edges[i + 1]) if i < n_bins - 1 else (k <= edges[i + 1]))
+        bands.append(torch.fft.irfft(spec * keep[None, :, None], n=t, dim=1).to(x.dtype))
+    return bands
+
+
+class MusicBridge(nn.Module):
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        hidden = cfg.llama.dim
+        self.n_bins = cfg.n_bins
+        self.input_proj = nn.Linear(cfg.music_dim + cfg.style_dim + cfg.cond_dim, hidden)
+        self.universal_expert = Expert(hidden, cfg)
+        self.specialized_experts = nn.ModuleList(Expert(cfg.cond_dim, cfg) for _ in range(cfg.n_bins))
+        self.fusion_proj = nn.Linear(hidden * (1 + cfg.n_bins), hidden)
+
+    def forward(self, music, style_emb, cond):
+        """music (B, M, music_dim), style_emb (B, style_dim), cond (B, M, cond_dim) -> (B, M, hidden)."""
+        x = torch.cat([music, style_emb[:, None].expand(-1, music.shape[1], -1), cond], dim=-1)
+        outs = [self.universal_expert(self.input_proj(x))]
+        outs += [expert(band) for expert, band in zip(self.specialized_experts, band_split(cond, self.n_bins))]
+        return self.fusion_proj(torch.cat(outs, dim=-1))
+
+
+class DanceBridge(nn.Module):
+    def __init__(self, code_dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(code_dim, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class ChoreoLLaMA(nn.Module):
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.llama = Llama(cfg.llama)
+        self.music_bridge = MusicBridge(cfg)
+        self.dance_bridge = DanceBridge(cfg.code_dim, cfg.llama.dim)
+        self.style_embedding = nn.Embedding(cfg.num_styles, cfg.style_dim)
+        self.cond_projection = nn.Linear(cfg.cond_len, cfg.music_len)
+        self.style_classifier = nn.Linear(cfg.llama.dim, cfg.num_styles)   # training-time auxiliary head
+        # Codebooks come from the tokenizer at run time (not part of the generator checkpoint).
+        self.register_buffer("codebooks", torch.zeros(cfg.num_quantizers, cfg.nb_code, cfg.code_dim),
+                             persistent=False)
+
+    def set_codebooks(self, codebooks: torch.Tensor) -> None:
+        want = (self.cfg.num_quantizers, self.cfg.nb_code, self.cfg.code_dim)
+        if tuple(codebooks.shape) != want:
+            raise ValueError(f"tokenizer codebooks {tuple(codebooks.shape)} do not fit this generator, which "
+                             f"expects {want}; the tokenizer and generator must come from the same weight set")
+        self.codebooks = codebooks.to(self.codebooks.device, self.codebooks.dtype)
+
+    def music_embeddings(self, music: torch.Tensor, style: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The window's first ``music_len`` input vectors. cond (B, cond_len, cond_dim) is resampled along
+        time by ``cond_projection`` to the music length."""
+        cond = self.cond_projection(cond.transpose(1, 2)).transpose(1, 2)
+        return self.music_bridge(music, self.style_embedding(style), cond)
+
+    def embed_tokens(self, local_ids: torch.Tensor, first_slot: int = 0) -> torch.Tensor:
+        """Slot-local ids (B, n) whose first token is in ``first_slot`` -> (B, n, hidden)."""
+        q = self.cfg.num_quantizers
+        slots = (torch.arange(local_ids.shape[1], device=local_ids.device) + first_slot) % q
+        return self.dance_bridge(self.codebooks[slots[None].expand_as(local_ids), local_ids])
+
+    def forward(self, music, style, cond, local_ids):
+        """Teacher-forced logits over the full vocabulary (B, M + n, vocab) for training and tests."""
+        x = torch.cat([self.music_embeddings(music, style, cond), self.embed_tokens(local_ids)], dim=1)
+        return self.llama.logits(self.llama(x))
+
+    @torch.no_grad()
+    def generate_window(self, music: torch.Tensor, style: torch.Tensor, cond: torch.Tensor,
+                        prefix: torch.Tensor | None, new_tokens: int, sampling: SamplingConfig,
+                        generator: torch.Generator | None = None, cancel: threading.Event | None = None,
+                        on_token=None) -> torch.Tensor:
+        """Sample ``new_tokens`` slot-local ids (B, new_tokens) after ``prefix`` (B, P) local ids, P % Q == 0.
+
+        One prefill over [music; prefix], then one cached step per token; nothing waits on the device
+        between tokens (sampling keeps its history on the device).
+        """
+        q = self.cfg.num_quantizers
+        batch = music.shape[0]
+        prefix_len = 0 if prefix is None else prefix.shape[1]
+        if prefix_len % q:
+            raise ValueError(f"the prefix must hold whole latents (a multiple of {q} tokens), got {prefix_len}")
+        embeds = self.music_embeddings(music, style, cond)
+        if prefix_len:
+            embeds = torch.cat([embeds, self.embed_tokens(prefix)], dim=1)
+        start = embeds.shape[1]
+        total = start + new_tokens
+        self.llama.setup_cache(batch, total, dtype=embeds.dtype, device=embeds.device)
+        try:
+            hidden = self.llama(embeds, torch.arange(start, device=embeds.device))[:, -1:]
+            out = torch.zeros(batch, new_tokens, dtype=torch.long, device=embeds.device)
+            pos = torch.empty(1, dtype=torch.long, device=embeds.device)
+            for i in range(new_tokens):
+                slot = i % q
+                lo, hi = self.cfg.slot_range(slot)
+                logits = self.llama.logits(hidden[:, 0], lo, hi)
+                token = sample_slot(logits, out[:, slot:i:q], slot, sampling, generator)
+                out[:, i] = token
+                if on_token is not None:
+                    on_token(i + 1, new_tokens)
+                if i + 1 == new_tokens:
+                    break                                      # no forward after the last token
+                if cancel is not None and i % 48 == 47:
+                    check_cancel(cancel)
+                pos.fill_(start + i)
+                emb = self.dance_bridge(self.codebooks[slot][token])[:, None]
+                hidden = self.llama(emb, pos)
+            return out
+        finally:
+            self.llama.clear_cache()

@@ -1,0 +1,339 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``generate``: music in, a keyed SMPL-X dance out (orchestration with progress and cancel).
+
+Steps: decode the music and cut the requested span; music features of the weight set's family (librosa
+55-d at 30 fps for the compact family, MuQ at 25 Hz for the official one); plan the windows; for each
+window build the retrieval condition and prefix, sample tokens with ChoreoLLaMA; decode the tokens with
+the RVQ-VAE; recover the 22 joints from the 264-d features; solve IK for SMPL-X rotations. Everything that
+leaves this module is numpy.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .features import FEATURE_DIM, denormalize_features, features_to_joints
+from .motion import Motion
+from .progress import ProgressFn, check_cancel, no_progress
+from .sampling import SamplingConfig
+from .windows import MOTION_FPS, Window, full_plan, official_plan
+
+MIN_MUSIC_SECONDS = 2.0          # shorter clips hold too little music to dance to (and no beat to track)
+WINDOW_MODES = ("full", "official")
+PREFIX_TOKENS = 60               # release: 60 tokens (20 latents) of context per window
+
+
+class GenerationError(ValueError):
+    """Input that cannot be generated from; the message says what to change."""
+
+
+@dataclass
+class Reference:
+    """A reference dance: de-normalised 264-d features at 30 fps, optionally its local token ids
+    (L, Q) aligned with the features (latent i covers frames 4i..4i+3)."""
+    name: str
+    features: np.ndarray
+    tokens: np.ndarray | None = None
+    genre: str | None = None
+    score: float | None = None
+    start: int = 0                    # first frame of the segment used
+
+    def __post_init__(self):
+        self.features = np.asarray(self.features, dtype=np.float64)
+        if self.features.ndim != 2 or self.features.shape[1] != FEATURE_DIM or self.features.shape[0] < 1:
+            raise GenerationError(f"reference '{self.name}': features must be (T, {FEATURE_DIM}), got "
+                                  f"{self.features.shape}")
+
+
+def rank_weights(n: int) -> np.ndarray:
+    """The release's rank weights (n - i) / sum_j (n - j): best reference counts most, they sum to 1."""
+    w = np.arange(n, 0, -1, dtype=np.float64)
+    return w / w.sum()
+
+
+def rag_condition(references: Sequence[Reference], rag_mean: np.ndarray, rag_std: np.ndarray,
+                  length: int = 384) -> np.ndarray:
+    """Rank-weighted mean of the references' ``length``-frame segments, each z-normalised with the RAG
+    statistics: (length, 264) float32. Segments shorter than ``length`` are tiled (the release's training
+    wrapper padded; tiling keeps the motion statistics). No reference: zeros (the release's fallback)."""
+    if not references:
+        return np.zeros((length, FEATURE_DIM), np.float32)
+    cond = np.zeros((length, FEATURE_DIM))
+    for w, ref in zip(rank_weights(len(references)), references):
+        seg = ref.features[ref.start:ref.start + length]
+        if seg.shape[0] == 0:
+            raise GenerationError(f"reference '{ref.name}' has no frames from frame {ref.start}")
+        seg = seg[np.arange(length) % seg.shape[0]]
+        cond += w * (seg - rag_mean) / rag_std
+    return cond.astype(np.float32)
+
+
+def reference_prefix(ref: Reference, tokens: int = PREFIX_TOKENS, frames_per_latent: int = 4) -> np.ndarray | None:
+    """The first ``tokens`` tokens (as (tokens / Q, Q) local ids) of the reference segment, or None."""
+    if ref.tokens is None:
+        return None
+    q = ref.tokens.shape[1]
+    first = int(round(ref.start / frames_per_latent))
+    seg = ref.tokens[first:first + tokens // q]
+    return seg if seg.shape[0] * q == tokens else None
+
+
+class StaticReferences:
+    """The same references for every window (pinned by the user, or none)."""
+
+    def __init__(self, references: Sequence[Reference], rag_mean, rag_std, cond_len: int):
+        self.references = list(references)
+        self.cond = rag_condition(self.references, rag_mean, rag_std, cond_len)
+        self.prefix = reference_prefix(self.references[0]) if self.references else None
+
+    def for_window(self, retrieval_index: int):
+        return self.cond, self.prefix, [r.name for r in self.references]
+
+
+@dataclass
+class GenerationResult:
+    motion: Motion                  # 55-joint SMPL-X motion at 30 fps (hands and face at rest)
+    joints: np.ndarray              # (T, 22, 3) decoded joints, metres, Y up
+    features: np.ndarray            # (T, 264) de-normalised features
+    tokens: np.ndarray              # (L, Q) local token ids of the dance
+    genre: str
+    seed: int
+    start_s: float
+    end_s: float
+    references: list                # per window: {"window", "music_start_s", "references"}
+    timings: dict
+    fk_error_m: float               # max |FK(rotations) - joints|
+    device: str
+    dtype: str
+    weight_set: str
+    window_mode: str
+    notes: list = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return MOTION_FPS
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.joints.shape[0])
+
+
+def _music_samples(music, sample_rate):
+    from .audio import load_audio
+
+    if isinstance(music, (str, os.PathLike)):
+        return load_audio(music)
+    if isinstance(music, tuple) and len(music) == 2:
+        samples, sr = music
+        return np.asarray(samples, np.float32), int(sr)
+    if sample_rate is not None:
+        return np.asarray(music, np.float32), int(sample_rate)
+    raise GenerationError("music must be an audio file path, or (samples, sample_rate)")
+
+
+def _cut(samples: np.ndarray, sr: int, start_s: float, end_s: float | None):
+    if samples.ndim == 2:
+        samples = samples.mean(axis=0 if samples.shape[0] <= 8 else 1)
+    duration = samples.shape[0] / sr
+    end_s = duration if end_s is None else float(end_s)
+    start_s = float(start_s)
+    if not (0 <= start_s < duration):
+        raise GenerationError(f"start {start_s:.2f} s is outside the music (0 - {duration:.2f} s)")
+    end_s = min(end_s, duration)
+    if end_s - start_s < MIN_MUSIC_SECONDS:
+        raise GenerationError(f"the music span is {end_s - start_s:.2f} s; Choreo needs at least "
+                              f"{MIN_MUSIC_SECONDS:g} s of music to dance to. Choose a longer file or a wider range")
+    return samples[int(round(start_s * sr)):int(round(end_s * sr))], start_s, end_s
+
+
+def music_features(ws, samples: np.ndarray, sr: int, muq_dir=None, device="cpu") -> np.ndarray:
+    """Music features of the weight set's family (frames at ``ws.music_fps``), normalised when the weight
+    set carries music statistics."""
+    from . import audio
+
+    if ws.music_frontend == "music55":
+        feats = audio.music_features_55(samples, sr, fps=ws.music_fps)
+    elif ws.music_frontend == "muq":
+        muq_dir = muq_dir or os.environ.get("CHOREO_MUQ_DIR") or (ws.path / "muq")
+        feats = audio.muq_features(samples, sr, muq_dir, device=str(device))
+    else:
+        raise GenerationError(f"unknown music frontend '{ws.music_frontend}' in weight set {ws.path}")
+    if ws.music_mean is not None:
+        feats = (feats - ws.music_mean) / ws.music_std
+    if feats.shape[1] != ws.generator.cfg.music_dim:
+        raise GenerationError(f"music features are {feats.shape[1]}-d but the generator expects "
+                              f"{ws.generator.cfg.music_dim}-d")
+    return feats.astype(np.float32)
+
+
+def resolve_genre(genre: str, genres: Sequence[str]) -> int:
+    for i, g in enumerate(genres):
+        if str(genre).strip().lower() == g.lower():
+            return i
+    raise GenerationError(f"unknown genre '{genre}'; choose one of {', '.join(genres)}")
+
+
+def _tile(x: np.ndarray, length: int) -> np.ndarray:
+    return x if x.shape[0] == length else x[np.arange(length) % x.shape[0]]
+
+
+def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.0, end_s: float | None = None,
+             seed: int = 42, sampling: SamplingConfig | None = None, temperature: float | None = None,
+             top_k: int | None = None, top_p: float | None = None, references="auto", library=None,
+             window_mode: str = "full", device="auto", dtype=None, sample_rate: int | None = None,
+             music_feature_array: np.ndarray | None = None, muq_dir=None,
+             progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> GenerationResult:
+    """Generate a dance for ``music`` (file path or (samples, sr)) between ``start_s`` and ``end_s``.
+
+    weights: a loaded :class:`~core_models.weights.WeightSet` or a weight-set folder.
+    references: "auto" (retrieve from ``library`` when one is given, otherwise none), None (no
+    references: zero condition, no prefix) or a list of :class:`Reference` (pinned, best first).
+    window_mode: "full" covers the span to its last frame (round(duration x 30) frames); "official"
+    reproduces the release's windows (25 Hz music; the tail of the song is left out as there).
+    ``music_feature_array`` replaces the music frontend (precomputed features at the family's rate).
+    """
+    from .io.motion_file import body_motion_from_joints
+    from .weights import WeightSet, load_weight_set
+
+    progress = progress or no_progress
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    if window_mode not in WINDOW_MODES:
+        raise GenerationError(f"window_mode must be one of {WINDOW_MODES}, got '{window_mode}'")
+    if sampling is None:
+        sampling = SamplingConfig()
+    overrides = {k: v for k, v in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p)) if v is not None}
+    if overrides:
+        try:
+            sampling = SamplingConfig(**{**sampling.to_dict(), **overrides})
+        except ValueError as exc:
+            raise GenerationError(str(exc)) from exc
+    if weights is None:
+        raise GenerationError("no weight set given: pass weights=<folder> (python -m core_models generate --weights "
+                              "DIR) or install one in the add-on preferences")
+
+    progress("load weights", 0, 1)
+    ws: WeightSet = weights if isinstance(weights, WeightSet) else load_weight_set(weights, device, dtype)
+    cfg = ws.generator.cfg
+    style = resolve_genre(genre, cfg.genres)
+    if window_mode == "official" and abs(cfg.music_fps - 25.0) > 1e-6:
+        raise GenerationError("window_mode 'official' reproduces the release's bookkeeping for 25 Hz MuQ music; this "
+                              f"weight set uses {cfg.music_fps:g} fps music: use window_mode 'full'")
+    timings["load_s"] = time.perf_counter() - t0
+    check_cancel(cancel)
+
+    # Music: the requested span, then features at the family's rate.
+    t = time.perf_counter()
+    progress("music features", 0, 1)
+    if music_feature_array is not None:
+        feats = np.asarray(music_feature_array, np.float32)
+        duration = feats.shape[0] / cfg.music_fps
+        start_s, end_s = 0.0, duration
+        if duration < MIN_MUSIC_SECONDS:
+            raise GenerationError(f"the music is {duration:.2f} s long; at least {MIN_MUSIC_SECONDS:g} s are needed")
+    else:
+        samples, sr = _music_samples(music, sample_rate)
+        samples, start_s, end_s = _cut(samples, sr, start_s, end_s)
+        try:
+            feats = music_features(ws, samples, sr, muq_dir, ws.device)
+        except ValueError as exc:          # silence, NaN: the audio module names the problem
+            raise GenerationError(str(exc)) from exc
+        duration = end_s - start_s
+    timings["music_features_s"] = time.perf_counter() - t
+    motion_frames = int(round(duration * MOTION_FPS))
+    check_cancel(cancel)
+
+    # References for each window.
+    if references == "auto":
+        if library is not None:
+            provider = library.reference_provider(ws, feats, cfg.genres[style])
+        else:
+            provider = StaticReferences([], ws.rag_mean, ws.rag_std, cfg.cond_len)
+            notes.append("no reference library: generated without retrieved references")
+    elif references is None:
+        provider = StaticReferences([], ws.rag_mean, ws.rag_std, cfg.cond_len)
+    else:
+        provider = StaticReferences(list(references), ws.rag_mean, ws.rag_std, cfg.cond_len)
+
+    # Window plan.
+    _, first_prefix, _ = provider.for_window(0)
+    first_len = 0 if first_prefix is None else first_prefix.size
+    q = cfg.num_quantizers
+    if window_mode == "official":
+        windows, total_tokens = official_plan(feats.shape[0], first_prefix=first_len, dance_length=cfg.dance_len,
+                                              music_length=cfg.music_len)
+    else:
+        windows, total_tokens = full_plan(motion_frames, cfg.music_fps, feats.shape[0], first_prefix=first_len,
+                                          dance_length=cfg.dance_len, prefix=PREFIX_TOKENS,
+                                          music_length=cfg.music_len)
+    new_total = sum(w.new_tokens for w in windows)
+
+    # Sampling, window by window.
+    t = time.perf_counter()
+    dev = ws.device
+    gen = torch.Generator(device=dev).manual_seed(int(seed))
+    sequence = np.zeros((0,), np.int64)           # flat local ids, interleaved l0, l1, l2
+    used = []
+    done = 0
+    progress("generate", 0, new_total)
+    for w in windows:
+        check_cancel(cancel)
+        cond, ref_prefix, names = provider.for_window(w.retrieval_index)
+        if w.prefix_from is None:
+            prefix = None if ref_prefix is None else ref_prefix.reshape(-1)
+        else:
+            prefix = sequence[w.prefix_from:w.prefix_to]
+        music = _tile(feats[w.music_start:w.music_end], cfg.music_len)
+        to_t = lambda a, dt=ws.dtype: torch.as_tensor(np.ascontiguousarray(a))[None].to(dev, dt)
+
+        def on_token(k, n, base=done):
+            progress("generate", base + k, new_total)
+
+        new = ws.generator.generate_window(
+            to_t(music), torch.tensor([style], device=dev), to_t(cond),
+            None if prefix is None or prefix.size == 0 else torch.as_tensor(prefix)[None].to(dev),
+            w.new_tokens, sampling, gen, cancel, on_token)
+        new = new[0].cpu().numpy()
+        made = np.concatenate([prefix if prefix is not None else np.zeros(0, np.int64), new])
+        sequence = np.concatenate([sequence, made[w.keep_from:]])
+        done += w.new_tokens
+        used.append({"window": w.index, "music_start_s": start_s + w.music_start / cfg.music_fps, "references": names})
+    timings["generate_s"] = time.perf_counter() - t
+    check_cancel(cancel)
+
+    # Decode tokens -> features -> joints -> SMPL-X rotations.
+    t = time.perf_counter()
+    progress("decode", 0, 1)
+    sequence = sequence[:len(sequence) // q * q]
+    local = sequence.reshape(-1, q)
+    with torch.no_grad():
+        norm = ws.tokenizer.decode(torch.as_tensor(local)[None].to(dev))[0].float().cpu().numpy()
+    features = denormalize_features(norm.astype(np.float64), ws.mean, ws.std)
+    if window_mode == "full":
+        features = features[:motion_frames]
+    joints = features_to_joints(features)
+    timings["decode_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    progress("rotations", 0, 1)
+    motion = body_motion_from_joints(joints, MOTION_FPS, source="choreollama")
+    fk_error = float(np.abs(motion.joints()[:, :joints.shape[1]] - joints).max())
+    timings["ik_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t0
+    timings["tokens_per_s"] = new_total / max(timings["generate_s"], 1e-9)
+    timings["frames_per_s"] = joints.shape[0] / max(timings["generate_s"] + timings["decode_s"], 1e-9)
+    motion.meta.update({"genre": cfg.genres[style], "seed": int(seed), "weight_set": str(ws.path)})
+    progress("done", 1, 1)
+    return GenerationResult(motion=motion, joints=joints, features=features, tokens=local,
+                            genre=cfg.genres[style], seed=int(seed), start_s=float(start_s), end_s=float(end_s),
+                            references=used, timings=timings, fk_error_m=fk_error, device=str(dev),
+                            dtype=str(ws.dtype).replace("torch.", ""), weight_set=str(ws.path),
+                            window_mode=window_mode, notes=notes + list(ws.notes))

@@ -1,0 +1,503 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Weight sets: a folder with ``config.json``, safetensors files and ``manifest.json`` (sha256 per file).
+
+    config.json             family ("official" | "compact"), sizes of every model, music frontend,
+                            licence, source, training data
+    tokenizer.safetensors   RVQ-VAE (names of the official ``dance_vqvae.pth``)
+    generator.safetensors   ChoreoLLaMA (names of ``best_model_stage2.pt``; the tied head is stored once)
+    retrieval.safetensors   RetrievalNet (optional; official names without Lightning's ``model.``)
+    stats.safetensors       mean/std of the 264-d features (decoding) and rag_mean/rag_std (retrieval)
+    manifest.json           sha256 and size of every file
+
+Runtime loading reads safetensors only. ``convert_official`` turns the release's pickled checkpoints into
+such a folder with ``torch.load(weights_only=True)`` (no pickled code ever runs) and strict key and shape
+checks; every size is inferred from the tensors (and the release's config files), so the same code
+converts the released sizes and small checkpoints of the same layout.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .choreollama import GENRES, ChoreoLLaMA, GeneratorConfig
+from .llama import LlamaConfig
+from .retrieval import RetrievalConfig, RetrievalNet, strip_lightning_prefix
+from .tokenizer import RVQVAE, TokenizerConfig
+
+FORMAT = "choreo-weight-set"
+FAMILIES = {
+    # family: (music frontend, music feature size, music frames per second)
+    "official": ("muq", 1024, 25.0),
+    "compact": ("music55", 55, 30.0),
+}
+FILES = {"tokenizer": "tokenizer.safetensors", "generator": "generator.safetensors",
+         "retrieval": "retrieval.safetensors", "stats": "stats.safetensors"}
+OFFICIAL_LICENCE = "InfiniteDance Non-Commercial Research License (code, checkpoints, weights, data)"
+TIED_HEAD = "llama.lm_head.weight"
+
+
+class WeightSetError(ValueError):
+    """A weight set or checkpoint that cannot be used; the message says what is wrong and what to do."""
+
+
+# ----------------------------------------------------------------------------------------------- checks
+
+def check_state_dict(state: dict, expected: dict[str, tuple], what: str, source) -> None:
+    """Strict key and shape check with a message that lists what is missing, extra or mis-shaped."""
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(state) & set(expected) if tuple(state[k].shape) != tuple(expected[k]))
+    if not (missing or extra or wrong):
+        return
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+    if extra:
+        parts.append(f"{len(extra)} unexpected (e.g. {', '.join(extra[:3])})")
+    if wrong:
+        parts.append(f"{len(wrong)} with the wrong shape (e.g. " + ", ".join(
+            f"{k}: {list(state[k].shape)} instead of {list(expected[k])}" for k in wrong[:3]) + ")")
+    raise WeightSetError(f"{source} does not match the {what} layout: {'; '.join(parts)}. Is it the right file, "
+                         "complete and from the same release? Download or convert it again")
+
+
+def _shapes(model: torch.nn.Module) -> dict[str, tuple]:
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _meta_shapes(build) -> dict[str, tuple]:
+    with torch.device("meta"):
+        return _shapes(build())
+
+
+# ---------------------------------------------------------------------------------- reading pickles
+
+class _Opaque(dict):
+    """Stand-in for non-tensor objects in a checkpoint (Lightning hyper-parameters, enums...): it records
+    their state and never runs their code."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def __setstate__(self, state):
+        self["__state__"] = state
+
+
+def load_pickled_checkpoint(path: Path) -> dict:
+    """``torch.load(weights_only=True)``; classes outside torch's safe list (Lightning's bookkeeping objects)
+    are read as inert :class:`_Opaque` dicts, so no pickled code can run."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightSetError(f"checkpoint '{path}' does not exist")
+    stubs = []
+    for _ in range(32):
+        try:
+            with torch.serialization.safe_globals(stubs):
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as exc:       # torch raises UnpicklingError or RuntimeError depending on the format
+            found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+            if found is None or any(name == found.group(1) for _, name in stubs):
+                raise WeightSetError(f"cannot read checkpoint '{path}': {str(exc).splitlines()[0]}. The file may "
+                                     "be truncated or corrupted; download it again") from exc
+            stubs.append((_Opaque, found.group(1)))
+    raise WeightSetError(f"'{path}' holds too many unknown object types to be a weights checkpoint")
+
+
+# ------------------------------------------------------------------------------ inferring configs
+
+def tokenizer_config_from(state: dict, args: dict) -> TokenizerConfig:
+    cfg = TokenizerConfig.from_dict({**args,
+                                     "input_dim": int(state["encoder.model.0.weight"].shape[1]),
+                                     "width": int(state["encoder.model.0.weight"].shape[0]),
+                                     "vel_decoder": any(k.startswith("vel_decoder.") for k in state),
+                                     "rot_decoder": any(k.startswith("rot_decoder.") for k in state)})
+    return cfg
+
+
+def generator_config_from(state: dict, tok: TokenizerConfig, llama_hf: dict | None,
+                          music_fps: float = 25.0, bridge_heads: int | None = None) -> GeneratorConfig:
+    """Sizes of a ChoreoLLaMA checkpoint; head counts come from the LLaMA config.json (the tensors cannot
+    tell heads from head size), RoPE settings too."""
+    def shape(key):
+        if key not in state:
+            raise WeightSetError(f"the generator checkpoint has no '{key}'; it is not a ChoreoLLaMA checkpoint")
+        return tuple(state[key].shape)
+
+    vocab, dim = shape("llama.model.embed_tokens.weight")
+    layers = len({k.split(".")[3] for k in state if k.startswith("llama.model.layers.")})
+    kv_rows = shape("llama.model.layers.0.self_attn.k_proj.weight")[0]
+    if llama_hf:
+        hf = LlamaConfig.from_hf(llama_hf, vocab_size=vocab)
+        if hf.dim != dim or hf.n_layers != layers:
+            raise WeightSetError(f"the LLaMA config.json (hidden {hf.dim}, {hf.n_layers} layers) does not match the "
+                                 f"checkpoint (hidden {dim}, {layers} layers)")
+        llama = hf
+    else:   # LLaMA-3.2 conventions: head size 64, llama3 RoPE of the release
+        llama = LlamaConfig(dim=dim, n_layers=layers, n_heads=dim // 64, n_kv_heads=kv_rows // 64, head_dim=64,
+                            vocab_size=vocab)
+    llama.intermediate = shape("llama.model.layers.0.mlp.gate_proj.weight")[0]
+    llama.n_kv_heads = kv_rows // llama.head_dim
+    num_styles, style_dim = shape("style_embedding.weight")
+    music_len, cond_len = shape("cond_projection.weight")
+    n_bins = len({k.split(".")[2] for k in state if k.startswith("music_bridge.specialized_experts.")})
+    cond_dim = shape("music_bridge.specialized_experts.0.proj.weight")[1] if n_bins else tok.input_dim
+    mamba = "music_bridge.universal_expert.mamba."
+    d_inner, d_state = shape(mamba + "A_log")
+    special = vocab - tok.nb_code * tok.num_quantizers
+    return GeneratorConfig(
+        llama=llama, music_dim=shape("music_bridge.input_proj.weight")[1] - style_dim - cond_dim,
+        music_fps=music_fps, music_len=music_len, dance_len=288, style_dim=style_dim, num_styles=num_styles,
+        cond_dim=cond_dim, cond_len=cond_len, code_dim=shape("dance_bridge.fc1.weight")[1], nb_code=tok.nb_code,
+        num_quantizers=tok.num_quantizers,
+        # The release's vocabulary: 4096 music placeholders, the dance ids, then 256 specials.
+        dance_token_start=4096 if special >= 4096 + 256 else max(0, special - 256),
+        bridge_heads=bridge_heads or max(1, dim // 256), n_bins=n_bins, d_state=d_state,
+        d_conv=shape(mamba + "conv1d.weight")[2], expand=d_inner // dim, dt_rank=shape(mamba + "dt_proj.weight")[1],
+        genres=GENRES if num_styles == len(GENRES) else tuple(f"style{i}" for i in range(num_styles)))
+
+
+def retrieval_config_from(state: dict) -> RetrievalConfig:
+    motion_in = state["motion_encoder.proj_in.weight"]
+    return RetrievalConfig(motion_dim=int(motion_in.shape[1]),
+                           music_dim=int(state["cond_encoder.proj_in.weight"].shape[1]),
+                           latent=int(motion_in.shape[0]),
+                           ff=int(state["motion_encoder.blocks.0.ffn.linear1.weight"].shape[0]),
+                           layers=len({k.split(".")[2] for k in state if k.startswith("motion_encoder.blocks.")}),
+                           max_len=int(state["motion_encoder.embedding"].shape[0]))
+
+
+# ------------------------------------------------------------------------------------ saving
+
+def _atomic_folder(dest: Path):
+    """A temporary sibling folder that replaces ``dest`` only when everything in it was written."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+
+
+def _commit_folder(tmp: Path, dest: Path) -> None:
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+        os.replace(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, dest)
+
+
+def _contiguous(state: dict) -> dict:
+    return {k: v.detach().contiguous() for k, v in state.items()}
+
+
+def write_weight_set(dest, config: dict, tokenizer_state: dict, generator_state: dict,
+                     stats: dict[str, np.ndarray], retrieval_state: dict | None = None) -> Path:
+    """Write a complete weight-set folder atomically (a crash leaves the old folder or none, never half)."""
+    from safetensors.torch import save_file
+
+    import weights_fetch
+
+    dest = Path(dest)
+    tmp = _atomic_folder(dest)
+    try:
+        generator_state = dict(generator_state)
+        if config["generator"]["llama"].get("tie_embeddings", True):
+            generator_state.pop(TIED_HEAD, None)      # safetensors stores shared tensors once
+        save_file(_contiguous(tokenizer_state), tmp / FILES["tokenizer"])
+        save_file(_contiguous(generator_state), tmp / FILES["generator"])
+        save_file({k: torch.tensor(np.asarray(v)) for k, v in stats.items()}, tmp / FILES["stats"])   # copies: no sharing
+        files = ["tokenizer", "generator", "stats"]
+        if retrieval_state is not None:
+            save_file(_contiguous(retrieval_state), tmp / FILES["retrieval"])
+            files.append("retrieval")
+        config = dict(config, format=FORMAT, files={k: FILES[k] for k in files})
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        for name in [FILES[k] for k in files] + ["config.json"]:
+            weights_fetch.record_file(tmp, name, config.get("source", "choreo"))
+        manifest = weights_fetch.read_manifest(tmp)
+        manifest["licence"] = config.get("licence", "")
+        weights_fetch.write_manifest(tmp, manifest)
+        _commit_folder(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def _find(src: Path, release_path: str, required: bool = True) -> Path | None:
+    import weights_fetch
+
+    hit = weights_fetch._find_in(src, release_path)
+    if hit is None and required:
+        raise WeightSetError(f"'{Path(release_path).name}' (release path {release_path}) is not in {src}; download "
+                             "it with 'python weights_fetch.py download official' or copy it there")
+    return hit
+
+
+def convert_official(src, dest, bridge_heads: int | None = None) -> Path:
+    """Official release files in ``src`` (release layout or loose files) -> a weight-set folder ``dest``."""
+    src = Path(src)
+    if not src.is_dir():
+        raise WeightSetError(f"source folder '{src}' does not exist")
+    # Tokenizer: {'net': state_dict} + args.json.
+    vq_path = _find(src, "AR/models/checkpoints/dance_vqvae.pth")
+    args_path = _find(src, "AR/models/checkpoints/args.json")
+    try:
+        args = json.loads(args_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise WeightSetError(f"{args_path} is not valid JSON ({exc}); download it again") from exc
+    vq = load_pickled_checkpoint(vq_path)
+    if not isinstance(vq, dict) or "net" not in vq:
+        raise WeightSetError(f"{vq_path} is not a tokenizer checkpoint (expected a dict with 'net')")
+    tok_state = dict(vq["net"])
+    if "encoder.model.0.weight" not in tok_state:
+        raise WeightSetError(f"{vq_path}: 'net' holds no 'encoder.model.0.weight'; not an RVQ-VAE checkpoint")
+    try:
+        tok_cfg = tokenizer_config_from(tok_state, args)
+    except ValueError as exc:
+        raise WeightSetError(f"{args_path}: {exc}") from exc
+    check_state_dict(tok_state, _meta_shapes(lambda: RVQVAE(tok_cfg)), "RVQ-VAE tokenizer", vq_path)
+    if not tok_cfg.vel_decoder:
+        raise WeightSetError(f"{vq_path} has no vel_decoder weights; the release decodes the root velocity with it")
+
+    # Generator: flat state dict, LLaMA head counts from the release's Llama3.2-1B config.json.
+    lm_path = _find(src, "AR/output/exp_m2d_infinitedance/best_model_stage2.pt")
+    lm_state = load_pickled_checkpoint(lm_path)
+    if not isinstance(lm_state, dict) or not lm_state or not all(isinstance(v, torch.Tensor) for v in lm_state.values()):
+        raise WeightSetError(f"{lm_path} is not a flat state dict of tensors")
+    hf_path = _find(src, "AR/models/Llama3.2-1B/config.json", required=False)
+    hf = json.loads(hf_path.read_text()) if hf_path else None
+    gen_cfg = generator_config_from(lm_state, tok_cfg, hf, FAMILIES["official"][2], bridge_heads)
+    check_state_dict(lm_state, _meta_shapes(lambda: ChoreoLLaMA(gen_cfg)), "ChoreoLLaMA generator", lm_path)
+    if gen_cfg.llama.tie_embeddings and not torch.equal(lm_state["llama.model.embed_tokens.weight"],
+                                                         lm_state[TIED_HEAD]):
+        raise WeightSetError(f"{lm_path}: lm_head and embed_tokens differ although the config ties them")
+
+    # RetrievalNet (optional): Lightning checkpoint, weights under 'state_dict' with the 'model.' prefix.
+    ret_state, ret_cfg = None, None
+    ret_path = _find(src, "AR/models/retrievalnet/retrievalnet_audio55_motion264.ckpt", required=False)
+    if ret_path is not None:
+        ckpt = load_pickled_checkpoint(ret_path)
+        if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+            raise WeightSetError(f"{ret_path} is not a Lightning checkpoint (no 'state_dict')")
+        try:
+            ret_state = strip_lightning_prefix(dict(ckpt["state_dict"]))
+        except ValueError as exc:
+            raise WeightSetError(f"{ret_path}: {exc}") from exc
+        ret_cfg = retrieval_config_from(ret_state)
+        check_state_dict(ret_state, _meta_shapes(lambda: RetrievalNet(ret_cfg)), "RetrievalNet", ret_path)
+
+    mean = np.load(_find(src, "DATA/dance/alldata_new_joint_vecs264/meta/Mean.npy"), allow_pickle=False)
+    std = np.load(_find(src, "DATA/dance/alldata_new_joint_vecs264/meta/Std.npy"), allow_pickle=False)
+    rag_mean_p = _find(src, "alldata_new_joint_vecs264_ft_balanced/meta/Mean.npy", required=False)
+    rag_std_p = _find(src, "alldata_new_joint_vecs264_ft_balanced/meta/Std.npy", required=False)
+    rag_mean = np.load(rag_mean_p) if rag_mean_p and "ft_balanced" in str(rag_mean_p) else mean
+    rag_std = np.load(rag_std_p) if rag_std_p and "ft_balanced" in str(rag_std_p) else std
+    for name, arr in (("Mean", mean), ("Std", std), ("RAG Mean", rag_mean), ("RAG Std", rag_std)):
+        if arr.shape != (tok_cfg.input_dim,) or not np.isfinite(arr).all():
+            raise WeightSetError(f"{name}.npy has shape {arr.shape} (or non-finite values); expected "
+                                 f"({tok_cfg.input_dim},)")
+    if (std <= 0).any():
+        raise WeightSetError("Std.npy has zero or negative entries; the features cannot be de-normalised")
+
+    config = {
+        "family": "official", "name": "InfiniteDance (official release)",
+        "music_frontend": FAMILIES["official"][0], "motion_fps": 30.0,
+        "licence": OFFICIAL_LICENCE, "source": f"converted from the official release files in {src}",
+        "training_data": "InfiniteDance corpus (InfiniteDance, AIST++, FineDance, Motorica); see the release",
+        "tokenizer": tok_cfg.to_dict(), "generator": gen_cfg.to_dict(),
+        "retrieval": ret_cfg.to_dict() if ret_cfg else None,
+        "notes": [] if hf else ["LLaMA head counts assumed (head size 64): no Llama config.json was found"],
+    }
+    stats = {"mean": mean.astype(np.float64), "std": std.astype(np.float64),
+             "rag_mean": rag_mean.astype(np.float64), "rag_std": rag_std.astype(np.float64)}
+    return write_weight_set(dest, config, tok_state, lm_state, stats, ret_state)
+
+
+# ------------------------------------------------------------------------------------ loading
+
+@dataclass
+class WeightSet:
+    path: Path
+    config: dict
+    tokenizer: RVQVAE
+    generator: ChoreoLLaMA
+    retrieval: RetrievalNet | None
+    mean: np.ndarray
+    std: np.ndarray
+    rag_mean: np.ndarray
+    rag_std: np.ndarray
+    device: torch.device
+    dtype: torch.dtype
+    notes: list = field(default_factory=list)
+    music_mean: np.ndarray | None = None     # optional normalisation of the music features
+    music_std: np.ndarray | None = None
+
+    @property
+    def family(self) -> str:
+        return self.config["family"]
+
+    @property
+    def genres(self) -> tuple:
+        return self.generator.cfg.genres
+
+    @property
+    def music_frontend(self) -> str:
+        return self.config["music_frontend"]
+
+    @property
+    def music_fps(self) -> float:
+        return self.generator.cfg.music_fps
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise WeightSetError("device 'cuda' was requested but no CUDA GPU is available to torch; choose 'cpu' or "
+                             "'auto'")
+    return device
+
+
+def resolve_dtype(dtype, device: torch.device) -> torch.dtype:
+    if dtype in (None, "auto"):
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    names = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+             "fp16": torch.float16, "float16": torch.float16}
+    if dtype not in names:
+        raise WeightSetError(f"unknown precision '{dtype}'; use fp32, bf16 or fp16")
+    return names[dtype]
+
+
+def read_config(folder) -> dict:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise WeightSetError(f"weight-set folder '{folder}' does not exist; set the weight set in the preferences "
+                             "or pass --weights")
+    path = folder / "config.json"
+    if not path.is_file():
+        raise WeightSetError(f"'{folder}' has no config.json, so it is not a weight set. Official checkpoints must "
+                             "be converted first: python weights_fetch.py convert official --src ... --dest ...")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise WeightSetError(f"{path} is not valid JSON ({exc}); convert or download the weight set again") from exc
+    family = config.get("family")
+    if config.get("format") != FORMAT or family not in FAMILIES:
+        raise WeightSetError(f"{path} is not a Choreo weight-set config (format {config.get('format')!r}, family "
+                             f"{family!r}; known families: {', '.join(FAMILIES)})")
+    return config
+
+
+def _load_safetensors(path: Path, what: str) -> dict:
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise WeightSetError(f"{what} file '{path}' is missing; the weight set is incomplete, download or convert it "
+                             "again")
+    try:
+        return load_file(str(path))
+    except Exception as exc:        # safetensors raises its own error types for truncated/corrupt headers
+        raise WeightSetError(f"{what} file '{path}' cannot be read ({exc}); it is truncated or corrupted, download "
+                             "or convert the weight set again") from exc
+
+
+def _load_module(module: torch.nn.Module, state: dict, what: str, source, tied: bool = False) -> None:
+    expected = _shapes(module)
+    if tied:
+        state = dict(state)
+        if "llama.model.embed_tokens.weight" in state:
+            state[TIED_HEAD] = state["llama.model.embed_tokens.weight"]
+    check_state_dict(state, expected, what, source)
+    module.load_state_dict(state, strict=True)
+
+
+def load_weight_set(folder, device="auto", dtype=None, verify: bool = True) -> WeightSet:
+    """Load a weight-set folder strictly onto ``device`` in ``dtype`` (default: bf16 on CUDA, fp32 on CPU).
+
+    With ``verify`` every file is checked against the sha256 of ``manifest.json`` first, so a corrupted
+    download is reported as such instead of as a strange model.
+    """
+    import weights_fetch
+
+    folder = Path(folder)
+    config = read_config(folder)
+    if verify:
+        problems = weights_fetch.verify(folder)
+        if problems:
+            raise WeightSetError(f"weight set '{folder}' failed verification: {'; '.join(problems[:3])}. Download or "
+                                 "convert it again")
+    frontend, music_dim, music_fps = FAMILIES[config["family"]]
+    gen_cfg = GeneratorConfig.from_dict(config["generator"])
+    if config.get("music_frontend") != frontend or gen_cfg.music_dim != music_dim:
+        raise WeightSetError(f"weight set '{folder}' says family '{config['family']}' but its generator expects "
+                             f"{gen_cfg.music_dim}-d '{config.get('music_frontend')}' music features (the family "
+                             f"uses {music_dim}-d '{frontend}'); it is of the wrong family or its config is damaged")
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    tok_cfg = TokenizerConfig.from_dict(config["tokenizer"])
+
+    files = config.get("files", FILES)
+    tokenizer = RVQVAE(tok_cfg)
+    _load_module(tokenizer, _load_safetensors(folder / files["tokenizer"], "tokenizer"), "RVQ-VAE tokenizer",
+                 folder / files["tokenizer"])
+    with torch.device("meta"):
+        generator = ChoreoLLaMA(gen_cfg)
+    generator = generator.to_empty(device="cpu")
+    gen_state = _load_safetensors(folder / files["generator"], "generator")
+    _load_module(generator, gen_state, "ChoreoLLaMA generator", folder / files["generator"],
+                 tied=gen_cfg.llama.tie_embeddings)
+    if gen_cfg.llama.tie_embeddings:
+        generator.llama.lm_head.weight = generator.llama.model.embed_tokens.weight
+    retrieval = None
+    if config.get("retrieval") and "retrieval" in files:
+        retrieval = RetrievalNet(RetrievalConfig.from_dict(config["retrieval"]))
+        _load_module(retrieval, _load_safetensors(folder / files["retrieval"], "retrieval"), "RetrievalNet",
+                     folder / files["retrieval"])
+        retrieval = retrieval.to(device).eval()
+    stats = {k: v.numpy().astype(np.float64) for k, v in _load_safetensors(folder / files["stats"], "stats").items()}
+    for key in ("mean", "std"):
+        if key not in stats or stats[key].shape != (tok_cfg.input_dim,):
+            raise WeightSetError(f"stats file of '{folder}' lacks a ({tok_cfg.input_dim},) '{key}'")
+    # The tokenizer decodes in fp32 (a small share of the time; its convolutions lose accuracy in bf16).
+    tokenizer = tokenizer.to(device).eval()
+    generator = generator.to(device=device, dtype=dtype).eval()
+    generator.set_codebooks(torch.stack([tokenizer.codebook(g) for g in range(tok_cfg.num_quantizers)]))
+    return WeightSet(folder, config, tokenizer, generator, retrieval, stats["mean"], stats["std"],
+                     stats.get("rag_mean", stats["mean"]), stats.get("rag_std", stats["std"]), device, dtype,
+                     list(config.get("notes", [])), stats.get("music_mean"), stats.get("music_std"))
+
+
+def random_weight_set(dest, family: str = "compact", tokenizer: TokenizerConfig | None = None,
+                      generator: GeneratorConfig | None = None, retrieval: RetrievalConfig | None = None,
+                      seed: int = 0, name: str = "random") -> Path:
+    """A weight set of randomly initialised models (tests, speed benchmarks, the start of training)."""
+    frontend, music_dim, music_fps = FAMILIES[family]
+    tokenizer = tokenizer or TokenizerConfig()
+    generator = generator or GeneratorConfig(music_dim=music_dim, music_fps=music_fps)
+    torch.manual_seed(seed)
+    tok = RVQVAE(tokenizer)
+    gen = ChoreoLLaMA(generator)
+    for p in gen.parameters():            # small weights keep random logits in a sane range
+        if p.ndim >= 2:
+            torch.nn.init.normal_(p, std=0.02)
+    ret = RetrievalNet(retrieval) if retrieval else None
+    rng = np.random.default_rng(seed)
+    stats = {"mean": rng.normal(0, 0.1, tokenizer.input_dim), "std": rng.uniform(0.5, 1.5, tokenizer.input_dim)}
+    stats.update(rag_mean=stats["mean"], rag_std=stats["std"])
+    config = {"family": family, "name": name, "music_frontend": frontend, "motion_fps": 30.0,
+              "licence": "GPL-3.0-or-later (random weights, no training data)", "source": "random initialisation",
+              "training_data": "none", "tokenizer": tokenizer.to_dict(), "generator": generator.to_dict(),
+              "retrieval": retrieval.to_dict() if retrieval else None}
+    return write_weight_set(dest, config, tok.state_dict(), gen.state_dict(), stats,
+                            ret.state_dict() if ret else None)
