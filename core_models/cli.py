@@ -140,6 +140,82 @@ def _write_synthetic_dance(path: Path, seconds: float = 8.0) -> None:
                                        axis_angle_to_quat(aa), root, 1.0 / 30.0))
 
 
+def save_generation(result, out: Path) -> None:
+    """A generated dance as BVH (55 SMPL-X joints, metres, 30 fps) or .npz (rotations, joints, tokens...),
+    written atomically."""
+    import os
+    import tempfile
+
+    from .io.bvh import bvh_from_rotations, write_bvh
+
+    motion = result.motion
+    suffix = out.suffix.lower()
+    if suffix == ".bvh":
+        write_bvh(out, bvh_from_rotations(list(motion.skeleton.names), list(motion.skeleton.parents),
+                                          motion.skeleton.offsets, motion.rotations, motion.root_translation,
+                                          1.0 / motion.fps))
+    elif suffix == ".npz":
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".npz", dir=out.parent)
+        os.close(fd)
+        try:
+            np.savez_compressed(tmp, rotations=motion.rotations.astype(np.float32),
+                                root_translation=motion.root_translation.astype(np.float32),
+                                offsets=motion.skeleton.offsets, parents=np.asarray(motion.skeleton.parents),
+                                joint_names=np.asarray(motion.skeleton.names), joints=result.joints.astype(np.float32),
+                                features=result.features.astype(np.float32), tokens=result.tokens,
+                                fps=np.float32(motion.fps), genre=result.genre, seed=result.seed)
+            os.replace(tmp, out)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    else:
+        raise ValueError(f"output '{out}': use a .bvh or .npz file name")
+
+
+def _cmd_generate(args) -> int:
+    from .pipeline import generate
+    from .progress import Cancelled
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".bvh", ".npz"):
+        print(f"error: --out must end in .bvh or .npz, got '{out}'", file=sys.stderr)
+        return 2
+    if not out.parent.is_dir():
+        print(f"error: the output folder '{out.parent}' does not exist", file=sys.stderr)
+        return 2
+    last = [None]
+
+    def progress(stage, done, total):
+        if args.quiet:
+            return
+        pct = int(100 * done / total) if total else 0
+        if (stage, pct // 10) != last[0]:
+            last[0] = (stage, pct // 10)
+            print(f"  {stage:15s} {pct:3d} %", file=sys.stderr, flush=True)
+
+    try:
+        result = generate(args.music, args.genre, weights=args.weights, start_s=args.start, end_s=args.end,
+                          seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                          references=None if args.no_references else "auto", window_mode=args.window_mode,
+                          device=args.device, dtype=args.precision, progress=progress)
+        save_generation(result, out)
+    except (ValueError, FileNotFoundError, RuntimeError, Cancelled) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report = {"out": str(out), "frames": result.num_frames, "fps": result.fps, "genre": result.genre,
+              "seed": result.seed, "music_span_s": [result.start_s, result.end_s], "device": result.device,
+              "dtype": result.dtype, "weight_set": result.weight_set, "window_mode": result.window_mode,
+              "fk_error_m": result.fk_error_m, "timings": {k: round(v, 4) for k, v in result.timings.items()},
+              "references": result.references, "notes": result.notes}
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2))
+    print(f"{out}: {result.num_frames} frames ({result.num_frames / result.fps:.2f} s) of {result.genre}, seed "
+          f"{result.seed}; {result.timings['frames_per_s']:.0f} frames/s on {result.device}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core_models", description="Choreo core tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -153,5 +229,23 @@ def main(argv=None) -> int:
     p.add_argument("--clip", help="motion file (default: a synthesised dance)")
     p.add_argument("--out", default="demo_output", help="output folder")
     p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser("generate", help="generate a dance for a music file")
+    p.add_argument("--music", required=True, help="audio file (WAV, FLAC, OGG, MP3)")
+    p.add_argument("--genre", default="Popular", help="Ballet, Popular, Latin, Modern, Folk or Classic")
+    p.add_argument("--weights", required=True, help="weight-set folder (config.json + safetensors)")
+    p.add_argument("--out", required=True, help="output .bvh or .npz")
+    p.add_argument("--start", type=float, default=0.0, help="start of the music span in seconds")
+    p.add_argument("--end", type=float, default=None, help="end of the music span in seconds (default: the end)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--window-mode", choices=["full", "official"], default="full")
+    p.add_argument("--no-references", action="store_true", help="generate without reference dances")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--precision", default=None, help="fp32, bf16 or fp16 (default: bf16 on CUDA, fp32 on CPU)")
+    p.add_argument("--report", help="write a JSON report (timings, references, notes) here")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_cmd_generate)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -180,6 +180,17 @@ def resolve_genre(genre: str, genres: Sequence[str]) -> int:
     raise GenerationError(f"unknown genre '{genre}'; choose one of {', '.join(genres)}")
 
 
+def features_to_motion(features: np.ndarray) -> tuple[np.ndarray, Motion, float]:
+    """De-normalised (T, 264) features -> joints (T, 22, 3), a 55-joint SMPL-X Motion solved by IK on a
+    skeleton fitted to those joints, and the largest distance between its FK and the joints (metres)."""
+    from .io.motion_file import body_motion_from_joints
+
+    joints = features_to_joints(features)
+    motion = body_motion_from_joints(joints, MOTION_FPS, source="choreollama")
+    fk_error = float(np.linalg.norm(motion.joints()[:, :joints.shape[1]] - joints, axis=-1).max())
+    return joints, motion, fk_error
+
+
 def _tile(x: np.ndarray, length: int) -> np.ndarray:
     return x if x.shape[0] == length else x[np.arange(length) % x.shape[0]]
 
@@ -199,7 +210,6 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
     reproduces the release's windows (25 Hz music; the tail of the song is left out as there).
     ``music_feature_array`` replaces the music frontend (precomputed features at the family's rate).
     """
-    from .io.motion_file import body_motion_from_joints
     from .weights import WeightSet, load_weight_set
 
     progress = progress or no_progress
@@ -319,13 +329,11 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
     features = denormalize_features(norm.astype(np.float64), ws.mean, ws.std)
     if window_mode == "full":
         features = features[:motion_frames]
-    joints = features_to_joints(features)
     timings["decode_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     progress("rotations", 0, 1)
-    motion = body_motion_from_joints(joints, MOTION_FPS, source="choreollama")
-    fk_error = float(np.abs(motion.joints()[:, :joints.shape[1]] - joints).max())
+    joints, motion, fk_error = features_to_motion(features)
     timings["ik_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     timings["tokens_per_s"] = new_total / max(timings["generate_s"], 1e-9)

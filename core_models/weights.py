@@ -478,6 +478,23 @@ def load_weight_set(folder, device="auto", dtype=None, verify: bool = True) -> W
                      list(config.get("notes", [])), stats.get("music_mean"), stats.get("music_std"))
 
 
+def compact_configs() -> tuple[TokenizerConfig, GeneratorConfig, RetrievalConfig]:
+    """Sizes of the compact family: small enough to ship (tens of MB) and to sample on a laptop CPU.
+
+    Music is librosa's 55-d features at 30 fps, so a 288-token window (12.8 s) sees 384 music frames.
+    The token vocabulary holds only the dance ids (no music placeholders or specials).
+    """
+    tokenizer = TokenizerConfig(nb_code=512, code_dim=256, output_emb_width=256, width=192, depth=3,
+                                dilation_growth_rate=3, rot_decoder=False)
+    llama = LlamaConfig(dim=256, n_layers=4, n_heads=4, n_kv_heads=2, head_dim=64, intermediate=768,
+                        vocab_size=512 * 3, rope_theta=10000.0, rope_scaling=None)
+    generator = GeneratorConfig(llama=llama, music_dim=55, music_fps=30.0, music_len=384, dance_len=288,
+                                style_dim=32, cond_len=384, code_dim=256, nb_code=512, dance_token_start=0,
+                                bridge_heads=4, n_bins=2, d_state=16, d_conv=4, expand=2, dt_rank=16)
+    retrieval = RetrievalConfig(latent=128, heads=4, ff=512, layers=3, dropout=0.1)
+    return tokenizer, generator, retrieval
+
+
 def random_weight_set(dest, family: str = "compact", tokenizer: TokenizerConfig | None = None,
                       generator: GeneratorConfig | None = None, retrieval: RetrievalConfig | None = None,
                       seed: int = 0, name: str = "random") -> Path:

@@ -259,3 +259,59 @@ def test_wrong_family_is_rejected(compact_set, tmp_path):
     wf.record_file(copy, "config.json", "test")
     with pytest.raises(WeightSetError, match="wrong family"):
         load_weight_set(copy, device="cpu")
+
+
+def test_cli_generate_writes_bvh_npz_and_report(compact_set, drum_track, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from core_models.io.bvh import read_bvh
+
+    repo = Path(__file__).resolve().parents[2]
+    run = lambda *a: subprocess.run([sys.executable, "-m", "core_models", "generate", *a], cwd=repo,
+                                    capture_output=True, text=True, timeout=300)
+    out = run("--music", str(drum_track), "--genre", "Modern", "--weights", str(compact_set), "--out",
+              str(tmp_path / "dance.bvh"), "--report", str(tmp_path / "r.json"), "--end", "4", "--seed", "9")
+    assert out.returncode == 0, out.stderr
+    clip = read_bvh(tmp_path / "dance.bvh")
+    assert clip.num_frames == 120 and abs(clip.fps - 30) < 1e-6 and len(clip.names) >= 55
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["frames"] == 120 and report["genre"] == "Modern" and report["seed"] == 9
+    out = run("--music", str(drum_track), "--weights", str(compact_set), "--out", str(tmp_path / "dance.npz"),
+              "--end", "3", "--quiet")
+    assert out.returncode == 0, out.stderr
+    data = np.load(tmp_path / "dance.npz")
+    assert data["rotations"].shape == (90, 55, 4) and data["joints"].shape == (90, 22, 3)
+    bad = run("--music", str(drum_track), "--weights", str(compact_set), "--out", str(tmp_path / "x.bvh"),
+              "--genre", "Polka")
+    assert bad.returncode == 2 and "unknown genre" in bad.stderr and not (tmp_path / "x.bvh").exists()
+    bad = run("--music", str(tmp_path / "nope.wav"), "--weights", str(compact_set), "--out", str(tmp_path / "y.bvh"))
+    assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+def _fk_check(joints):
+    from core_models.features import joints_to_features
+    from core_models.pipeline import features_to_motion
+
+    feats = joints_to_features(joints)
+    decoded, motion, err = features_to_motion(feats)
+    assert motion.skeleton.num_joints == 55 and motion.rotations.shape == (feats.shape[0], 55, 4)
+    fk = motion.joints()[:, :22]
+    assert np.linalg.norm(fk - decoded, axis=-1).max() == pytest.approx(err)
+    assert err < 0.01
+    return err
+
+
+def test_decoded_features_arrive_as_smplx_rotations_within_1cm():
+    from conftest import make_dance
+
+    _fk_check(make_dance(frames=240, seed=3)[3])
+
+
+def test_real_mocap_features_arrive_as_smplx_rotations_within_1cm(mocap):
+    from conftest import need_mocap
+    from core_models.io import load_body_clip
+
+    for path in need_mocap(mocap, "bandai")[:2] + need_mocap(mocap, "cmu")[:1]:
+        _fk_check(load_body_clip(path).joints[:600])
