@@ -40,6 +40,11 @@ class ReleaseFile:
     size_hint: str
     purpose: str
     needed_for_inference: bool
+    remote: str | None = None     # full URL when the file lives outside the release repository
+
+
+MUQ_REPO = "OpenMuQ/MuQ-large-msd-iter"
+MUQ_BASE_URL = f"https://huggingface.co/{MUQ_REPO}/resolve/main"
 
 
 # The release's file map (reference infinitedance.md section 8); only what inference needs by default.
@@ -54,6 +59,9 @@ OFFICIAL_FILES = (
     ReleaseFile("DATA/dance/retrievalnet_motion_embeddings.npz", "60 MB", "reference-library embeddings", True),
     ReleaseFile("Infinite_MotionTokens_512x1024_3layer_cleandata.tar.gz", "15 MB", "prefix tokens", True),
     ReleaseFile("AR/models/Llama3.2-1B/config.json", "1 KB", "LLaMA architecture", True),
+    # MuQ music encoder (CC BY-NC 4.0), loaded by the muq package's from_pretrained from this folder.
+    ReleaseFile("muq/config.json", "1 KB", "MuQ music encoder config", True, f"{MUQ_BASE_URL}/config.json"),
+    ReleaseFile("muq/model.safetensors", "1.2 GB", "MuQ music encoder", True, f"{MUQ_BASE_URL}/model.safetensors"),
     ReleaseFile("alldata_new_joint_vecs264_ft_balanced.tar.gz", "8.7 GB", "RAG reference motions", False),
     ReleaseFile("DATA/dance/evaluation_features_train8235.npz", "4 MB", "FID/Div ground truth", False),
 )
@@ -192,8 +200,10 @@ def download_official(dest: Path, files: str = "inference", from_dir: Path | Non
             if not online:
                 raise FetchError("online access is disabled (Blender: Preferences > System > Network); enable it "
                                  "or download the files by hand and use --from-dir")
-            download_file(f"{base_url.rstrip('/')}/{item.path}", target, progress)
-            record_file(dest, item.path, f"{base_url}/{item.path}")
+            url = item.remote if item.remote and base_url == OFFICIAL_BASE_URL else \
+                f"{base_url.rstrip('/')}/{item.path}"
+            download_file(url, target, progress)
+            record_file(dest, item.path, url)
         out.append(target)
     manifest = read_manifest(dest)
     manifest["licence"] = OFFICIAL_LICENCE
@@ -203,11 +213,20 @@ def download_official(dest: Path, files: str = "inference", from_dir: Path | Non
 
 
 def _find_in(folder: Path, release_path: str) -> Path | None:
+    """The release file in ``folder``: at its release path, else a file of the same name under the same
+    parent folder name, else the only file of that name (never a guess among several, and never a bare
+    'config.json', which several components have)."""
     direct = folder / release_path
     if direct.is_file():
         return direct
-    hits = sorted(folder.rglob(Path(release_path).name))
-    return hits[0] if hits else None
+    rel = Path(release_path)
+    hits = sorted(folder.rglob(rel.name))
+    same_parent = [h for h in hits if h.parent.name == rel.parent.name]
+    if same_parent:
+        return same_parent[0]
+    if len(hits) == 1 and rel.name != "config.json":
+        return hits[0]
+    return None
 
 
 def verify(folder: Path) -> list[str]:

@@ -175,7 +175,9 @@ def synth_click_track(bpm: float, seconds: float, sr: int = 22050, offset: float
 
 
 MUQ_SAMPLE_RATE = 24000
-MUQ_FPS = 25.0   # MuQ-large-msd-iter frames per second (the official code's 10:9 bookkeeping assumes 25)
+MUQ_FPS = 25.0
+MUQ_SINGLE_PASS_SECONDS = 300
+MUQ_CHUNK_SECONDS = 120   # MuQ-large-msd-iter frames per second (the official code's 10:9 bookkeeping assumes 25)
 
 
 def muq_features(samples: np.ndarray, sr: int, model_dir: str | os.PathLike, device: str = "cpu") -> np.ndarray:
@@ -198,6 +200,12 @@ def muq_features(samples: np.ndarray, sr: int, model_dir: str | os.PathLike, dev
                                 "'python weights_fetch.py download official'")
     y, _ = _analysis_signal(samples, sr, MUQ_SAMPLE_RATE / HOP_LENGTH, "MuQ features")   # -> 24 kHz mono
     model = MuQ.from_pretrained(str(model_dir)).to(device).eval()
+    # The release encodes a song in one pass; beyond a few minutes attention memory grows quadratically, so
+    # longer songs go through in MUQ_CHUNK_SECONDS pieces (25 frames/s each, concatenated).
+    chunk = len(y) if len(y) <= MUQ_SINGLE_PASS_SECONDS * MUQ_SAMPLE_RATE else MUQ_CHUNK_SECONDS * MUQ_SAMPLE_RATE
+    parts = []
     with torch.no_grad():
-        out = model(torch.from_numpy(np.asarray(y, np.float32))[None].to(device), output_hidden_states=True)
-    return out.last_hidden_state[0].float().cpu().numpy()
+        for start in range(0, len(y), chunk):
+            piece = torch.from_numpy(np.asarray(y[start:start + chunk], np.float32))[None].to(device)
+            parts.append(model(piece, output_hidden_states=True).last_hidden_state[0].float().cpu().numpy())
+    return np.concatenate(parts, axis=0)

@@ -198,8 +198,11 @@ def _contiguous(state: dict) -> dict:
 
 
 def write_weight_set(dest, config: dict, tokenizer_state: dict, generator_state: dict,
-                     stats: dict[str, np.ndarray], retrieval_state: dict | None = None) -> Path:
-    """Write a complete weight-set folder atomically (a crash leaves the old folder or none, never half)."""
+                     stats: dict[str, np.ndarray], retrieval_state: dict | None = None,
+                     extra_files: dict[str, Path] | None = None) -> Path:
+    """Write a complete weight-set folder atomically (a crash leaves the old folder or none, never half).
+
+    ``extra_files``: relative name in the set -> file to copy in (e.g. the MuQ encoder under ``muq/``)."""
     from safetensors.torch import save_file
 
     import weights_fetch
@@ -219,7 +222,10 @@ def write_weight_set(dest, config: dict, tokenizer_state: dict, generator_state:
             files.append("retrieval")
         config = dict(config, format=FORMAT, files={k: FILES[k] for k in files})
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
-        for name in [FILES[k] for k in files] + ["config.json"]:
+        for relative, source in (extra_files or {}).items():
+            (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, tmp / relative)
+        for name in [FILES[k] for k in files] + ["config.json"] + sorted(extra_files or {}):
             weights_fetch.record_file(tmp, name, config.get("source", "choreo"))
         manifest = weights_fetch.read_manifest(tmp)
         manifest["licence"] = config.get("licence", "")
@@ -318,7 +324,13 @@ def convert_official(src, dest, bridge_heads: int | None = None) -> Path:
     }
     stats = {"mean": mean.astype(np.float64), "std": std.astype(np.float64),
              "rag_mean": rag_mean.astype(np.float64), "rag_std": rag_std.astype(np.float64)}
-    return write_weight_set(dest, config, tok_state, lm_state, stats, ret_state)
+    # The MuQ music encoder (separate repository, CC BY-NC 4.0) travels with the set when it was downloaded.
+    muq = {name: _find(src, name, required=False) for name in ("muq/config.json", "muq/model.safetensors")}
+    extra = muq if all(muq.values()) else {}
+    if not extra:
+        config["notes"].append("MuQ encoder not found in the source: put OpenMuQ/MuQ-large-msd-iter in the set's "
+                               "muq/ folder or set CHOREO_MUQ_DIR before generating from audio")
+    return write_weight_set(dest, config, tok_state, lm_state, stats, ret_state, extra)
 
 
 # ------------------------------------------------------------------------------------ loading

@@ -53,6 +53,9 @@ def write_official_release(root, tamper=None):
     torch.save({"epoch": 7, "global_step": 100, "state_dict": {f"model.{k}": v for k, v in ret.state_dict().items()},
                 "hyper_parameters": {"lr": 1e-4}},
                root / "AR/models/retrievalnet/retrievalnet_audio55_motion264.ckpt")
+    (root / "muq").mkdir()                         # MuQ encoder files are copied into the set unchanged
+    (root / "muq/config.json").write_text(json.dumps({"label_rate": 25}))
+    (root / "muq/model.safetensors").write_bytes(b"muq-weights")
     meta = root / "DATA/dance/alldata_new_joint_vecs264/meta"
     meta.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -73,9 +76,11 @@ def official_set(tmp_path_factory):
 def test_convert_writes_a_verified_safetensors_set(official_set):
     dest, gen, ret = official_set
     names = sorted(p.name for p in dest.iterdir())
-    assert names == ["config.json", "generator.safetensors", "manifest.json", "retrieval.safetensors",
+    assert names == ["config.json", "generator.safetensors", "manifest.json", "muq", "retrieval.safetensors",
                      "stats.safetensors", "tokenizer.safetensors"]
     assert weights_fetch.verify(dest) == []
+    assert "muq/model.safetensors" in weights_fetch.read_manifest(dest)["files"]
+    assert (dest / "muq/model.safetensors").read_bytes() == b"muq-weights"
     cfg = json.loads((dest / "config.json").read_text())
     assert cfg["family"] == "official" and cfg["music_frontend"] == "muq"
     g = cfg["generator"]
@@ -315,3 +320,21 @@ def test_real_mocap_features_arrive_as_smplx_rotations_within_1cm(mocap):
 
     for path in need_mocap(mocap, "bandai")[:2] + need_mocap(mocap, "cmu")[:1]:
         _fk_check(load_body_clip(path).joints[:600])
+
+
+def test_twenty_minute_song_keeps_memory_bounded(compact_set):
+    """36,000 frames: every window's KV cache stays window-sized and the output has every frame."""
+    ws = load_weight_set(compact_set, device="cpu")
+    sizes = []
+    setup = ws.generator.llama.setup_cache
+
+    def recording_setup(batch, max_seq, **kw):
+        sizes.append(max_seq)
+        return setup(batch, max_seq, **kw)
+
+    ws.generator.llama.setup_cache = recording_setup
+    music = np.random.default_rng(4).normal(size=(20 * 60 * 30, 55)).astype(np.float32)
+    res = generate(None, "Ballet", weights=ws, music_feature_array=music, references=None,
+                   sampling=None, top_k=4)
+    assert res.num_frames == 36000 and np.isfinite(res.joints).all()
+    assert len(sizes) >= 36000 * 3 // 4 // 288 and max(sizes) <= 384 + 288
