@@ -48,6 +48,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/motion_core.py
 	$(PY) benchmarks/keyframes.py
+	$(PY) benchmarks/generate.py
 
 clean:
 	rm -rf $(VENV) $(LTS_VENV) build dist *.egg-info .pytest_cache
