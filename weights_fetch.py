@@ -287,7 +287,10 @@ def main(argv: Iterable[str] | None = None) -> int:
                 return 1
             print(f"{args.folder}: every file matches {MANIFEST}")
         elif args.command == "convert":
-            from core_models.weights import convert_official   # torch needed only here
+            try:                                            # torch needed only here
+                from .core_models.weights import convert_official     # inside the installed extension
+            except ImportError:
+                from core_models.weights import convert_official      # a checkout
 
             out = convert_official(args.src, args.dest)
             print(f"weight set written to {out}")

@@ -99,23 +99,56 @@ class CHOREO_OT_load_motion(bpy.types.Operator, ImportHelper):
             return motion
 
         def apply(motion):
-            from .armature import build_armature
             from .keyframes import write_motion
 
-            obj = target or build_armature(bpy.context, motion.skeleton, name=Path(path).stem[:50])
-            obj.choreo.source_file = path
-            try:
+            if target is None:
+                obj, action = dancer_with_motion(bpy.context, motion, scene, start, name=Path(path).stem[:50],
+                                                 action_name=Path(path).stem)
+            else:
+                obj = target
                 action = write_motion(obj, motion, scene, start_frame=start, action_name=Path(path).stem)
-            except Exception:
-                if target is None:                         # remove the half-built dancer
-                    data = obj.data
-                    bpy.data.objects.remove(obj)
-                    bpy.data.armatures.remove(data)
-                raise
+            obj.choreo.source_file = path
             scene.choreo.last_report = (f"Loaded {Path(path).name}: {motion.num_frames} frames at "
                                         f"{motion.fps:g} fps as '{action.name}' on {obj.name}")
 
         return _run(self, context, "Load motion", work, apply)
+
+
+def dancer_with_motion(context, motion, scene, start_frame: int, name: str, action_name: str,
+                       skeleton=None, skin: bool = False):
+    """A NEW SMPL-X armature keyed with ``motion`` as a new action; returns (object, action).
+
+    The armature is built from ``skeleton`` (default: the motion's own). With ``skin`` the skeleton's
+    body mesh (a user's SMPL-X model) is added too. If anything fails, nothing is left in the scene.
+    """
+    from .armature import add_skinned_mesh, build_armature
+    from .keyframes import write_motion
+
+    skel = skeleton or motion.skeleton
+    obj = build_armature(context, skel, name=name, collection=scene.collection)
+    try:
+        if skin:
+            add_skinned_mesh(context, obj, skel)
+        action = write_motion(obj, motion, scene, start_frame=start_frame, action_name=action_name)
+    except Exception:
+        remove_dancer(obj)
+        raise
+    return obj, action
+
+
+def remove_dancer(obj, action=None) -> None:
+    """Remove a dancer this add-on just built: its skinned body, armature data and ``action``."""
+    for child in list(obj.children):
+        data = child.data
+        bpy.data.objects.remove(child)
+        if isinstance(data, bpy.types.Mesh) and data.users == 0:
+            bpy.data.meshes.remove(data)
+    data = obj.data
+    bpy.data.objects.remove(obj)
+    if data is not None and data.users == 0:
+        bpy.data.armatures.remove(data)
+    if action is not None:
+        bpy.data.actions.remove(action)
 
 
 def _run(op, context, title, work, apply):
@@ -281,11 +314,8 @@ class CHOREO_OT_convert_to_dancer(bpy.types.Operator):
             return body_motion_from_joints(joints, fps, source=obj.name)
 
         def apply(motion):
-            from .armature import build_armature
-            from .keyframes import write_motion
-
-            dancer = build_armature(bpy.context, motion.skeleton, name=f"{obj.name}_SMPLX")
-            write_motion(dancer, motion, scene, start_frame=start, action_name=f"{obj.name}_SMPLX")
+            dancer, _ = dancer_with_motion(bpy.context, motion, scene, start, name=f"{obj.name}_SMPLX",
+                                           action_name=f"{obj.name}_SMPLX")
             scene.choreo.last_report = f"Converted {obj.name} to {dancer.name} ({motion.num_frames} frames)"
 
         return _run(self, context, "Convert to dancer", work, apply)
@@ -322,13 +352,18 @@ def add_sound_strip(scene, path: str, frame_start: int):
     return strips.new_sound(Path(path).stem[:60], path, channel, frame_start)
 
 
+def sound_strips(scene) -> list:
+    """The scene's sound strips (meta strips included), unmuted first, then in timeline order."""
+    editor = scene.sequence_editor
+    strips = [] if editor is None else (editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all)
+    return sorted((s for s in strips if s.type == "SOUND"), key=lambda s: (s.mute, s.frame_final_start))
+
+
 def scene_music(scene):
     """(samples, sample_rate, strip) of the first sound strip on the timeline, decoded by the core."""
     from ..core_models.audio import load_audio
 
-    editor = scene.sequence_editor
-    strips = [] if editor is None else (editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all)
-    sounds = sorted((s for s in strips if s.type == "SOUND"), key=lambda s: s.frame_final_start)
+    sounds = sound_strips(scene)
     if not sounds:
         raise ValueError("The scene has no sound strip: use 'Add Music' first")
     strip = sounds[0]

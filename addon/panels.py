@@ -1,8 +1,20 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The "Choreo" sidebar tab: Generate, Foot Fix and Library sections."""
+import os
+
 import bpy
 
-from .preferences import missing_modules
+from .generate import TITLE as GENERATE_TITLE
+from .generate import weight_set_folder
+from .operators import sound_strips
+from .preferences import ADDON_ID, missing_modules, weight_set_hint
+
+
+def draw_job_progress(layout, job) -> None:
+    """The running job's progress bar with its Cancel button."""
+    row = layout.row(align=True)
+    row.progress(factor=job.progress, type="BAR", text=f"{job.title}: {job.stage}")
+    row.operator("choreo.cancel_job", text="", icon="CANCEL")
 
 
 class _ChoreoPanel:
@@ -18,10 +30,8 @@ class CHOREO_PT_main(_ChoreoPanel, bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         job = context.window_manager.choreo_job
-        if job.running:
-            row = layout.row(align=True)
-            row.progress(factor=job.progress, type="BAR", text=f"{job.title}: {job.stage}")
-            row.operator("choreo.cancel_job", text="", icon="CANCEL")
+        if job.running and job.title != GENERATE_TITLE:     # Generate shows its bar in place of its button
+            draw_job_progress(layout, job)
         if job.error:
             box = layout.box()
             box.alert = True
@@ -43,17 +53,74 @@ class CHOREO_PT_generate(_ChoreoPanel, bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         scene = context.scene
-        editor = scene.sequence_editor
-        strips = [] if editor is None else (editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all)
-        sounds = [s for s in strips if s.type == "SOUND"]
-        if sounds:
-            s = sounds[0]
-            seconds = s.frame_final_duration / (scene.render.fps / scene.render.fps_base)
-            layout.label(text=f"Music: {s.name} ({seconds:.1f} s)", icon="SOUND")
+        settings = scene.choreo
+        layout.row().prop(settings, "music_source", expand=True)
+        if settings.music_source == "FILE":
+            layout.prop(settings, "music_file", text="")
         else:
-            layout.label(text="No music on the timeline", icon="SOUND")
-        layout.operator("choreo.add_sound", icon="FILE_SOUND")
+            sounds = sound_strips(scene)
+            if sounds:
+                s = sounds[0]
+                seconds = s.frame_final_duration / (scene.render.fps / scene.render.fps_base)
+                layout.label(text=f"Music: {s.name} ({seconds:.1f} s, from frame {s.frame_final_start})",
+                             icon="SOUND")
+            else:
+                layout.label(text="No music on the timeline", icon="SOUND")
+            layout.operator("choreo.add_sound", icon="FILE_SOUND")
+        layout.prop(settings, "genre")
+        layout.row().prop(settings, "length_mode", expand=True)
+        if settings.length_mode == "RANGE":
+            row = layout.row(align=True)
+            row.prop(settings, "range_start")
+            row.prop(settings, "range_length")
+        layout.prop(settings, "seed")
+        self.draw_weight_set(context, layout)
+        job = context.window_manager.choreo_job
+        if job.running and job.title == GENERATE_TITLE:
+            draw_job_progress(layout, job)
+        else:
+            row = layout.row()
+            row.scale_y = 1.4
+            row.operator("choreo.generate", icon="PLAY")
         layout.operator("choreo.add_dancer", icon="ARMATURE_DATA")
+
+    @staticmethod
+    def draw_weight_set(context, layout):
+        try:
+            folder, where = weight_set_folder(context)
+        except ValueError:
+            folder, where = "", ""
+        box = layout.box()
+        if not folder:
+            box.alert = True
+            box.label(text="No weight set: choose one in the preferences", icon="ERROR")
+        else:
+            problem = weight_set_hint(folder)
+            box.alert = bool(problem)
+            box.label(text=f"Weights: {os.path.basename(folder) or folder} ({where})",
+                      icon="ERROR" if problem else "CHECKMARK")
+            if problem:
+                box.label(text=problem)
+        if not folder or where == "preferences":
+            box.operator("preferences.addon_show", text="Open Preferences", icon="PREFERENCES").module = ADDON_ID
+
+
+class CHOREO_PT_generate_advanced(_ChoreoPanel, bpy.types.Panel):
+    bl_idname = "CHOREO_PT_generate_advanced"
+    bl_label = "Sampling & Weights"
+    bl_parent_id = "CHOREO_PT_generate"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        settings = context.scene.choreo
+        col = layout.column(align=True)
+        col.prop(settings, "temperature")
+        col.prop(settings, "top_k")
+        col.prop(settings, "top_p")
+        layout.prop(settings, "window_mode")
+        layout.prop(settings, "weights_override", text="Scene weights")
 
 
 class CHOREO_PT_foot_fix(_ChoreoPanel, bpy.types.Panel):
@@ -103,6 +170,7 @@ class CHOREO_PT_library(_ChoreoPanel, bpy.types.Panel):
         op.target = "SELECTED"
 
 
-classes = (CHOREO_PT_main, CHOREO_PT_generate, CHOREO_PT_foot_fix, CHOREO_PT_library)
+classes = (CHOREO_PT_main, CHOREO_PT_generate, CHOREO_PT_generate_advanced, CHOREO_PT_foot_fix,
+           CHOREO_PT_library)
 
 register, unregister = bpy.utils.register_classes_factory(classes)

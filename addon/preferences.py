@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Add-on preferences: SMPL-X model file, device, precision, dependency status."""
+"""Add-on preferences: weight set, SMPL-X model file, device, precision, dependency status."""
 import importlib.util
+import os
 
 import bpy
 from bpy.props import EnumProperty, StringProperty
@@ -20,9 +21,25 @@ def get_preferences(context=None):
     return addon.preferences if addon is not None else None
 
 
+def weight_set_hint(path: str) -> str:
+    """A one-line problem with a weight-set folder setting (cheap enough for draw()), or ''."""
+    if not path.strip():
+        return "No weight set yet: choose a weight-set folder (with config.json) to generate dances"
+    folder = bpy.path.abspath(path)
+    if not os.path.isdir(folder):
+        return f"Weight-set folder not found: {folder}"
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        return "This folder has no config.json, so it is not a weight set"
+    return ""
+
+
 class ChoreoPreferences(bpy.types.AddonPreferences):
     bl_idname = ADDON_ID
 
+    weights_path: StringProperty(
+        name="Weight set", subtype="DIR_PATH",
+        description="Folder of a Choreo weight set (it holds config.json), used by Generate unless a scene "
+                    "names its own")
     smplx_model_path: StringProperty(
         name="SMPL-X model file", subtype="FILE_PATH",
         description="Your own SMPL-X model (.npz from smpl-x.is.tue.mpg.de). When set, new dancers get its "
@@ -35,6 +52,10 @@ class ChoreoPreferences(bpy.types.AddonPreferences):
 
     def draw(self, context):
         layout = self.layout
+        layout.prop(self, "weights_path")
+        hint = weight_set_hint(self.weights_path)
+        if hint:
+            layout.label(text=hint, icon="INFO" if not self.weights_path else "ERROR")
         layout.prop(self, "smplx_model_path")
         row = layout.row()
         row.prop(self, "device")

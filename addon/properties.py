@@ -1,8 +1,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Settings: per scene (music, start frame), per armature object (mapping, source), job state (window manager)."""
+"""Settings: per scene (music, generation, start frame), per armature object (mapping, source), job state
+(window manager)."""
 import bpy
-from bpy.props import (BoolProperty, CollectionProperty, FloatProperty, IntProperty, PointerProperty,
-                       StringProperty)
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
+                       PointerProperty, StringProperty)
+
+# The genres the weight sets are trained on (core_models.choreollama.GENRES); identifiers are passed as is.
+GENRES = ("Ballet", "Popular", "Latin", "Modern", "Folk", "Classic")
 
 
 class ChoreoBoneMapItem(bpy.types.PropertyGroup):
@@ -28,6 +32,39 @@ class ChoreoSceneSettings(bpy.types.PropertyGroup):
     start_frame: IntProperty(name="Start frame", default=1, min=-100000, max=1000000,
                              description="Frame where loaded and generated motion starts")
     last_report: StringProperty(name="Last result")
+
+    # Generate
+    music_source: EnumProperty(name="Music", default="STRIP", items=(
+        ("STRIP", "Timeline", "The scene's first sound strip; the dance starts where the strip plays"),
+        ("FILE", "File", "A music file; it is added to the timeline at the start frame with the dance")))
+    music_file: StringProperty(name="Music file", subtype="FILE_PATH",
+                               description="Audio file to dance to (WAV, FLAC, OGG, MP3)")
+    genre: EnumProperty(name="Genre", default="Popular",
+                        items=[(g, g, f"Dance in the {g.lower()} style") for g in GENRES])
+    length_mode: EnumProperty(name="Length", default="WHOLE", items=(
+        ("WHOLE", "Whole song", "Dance to the whole music (the strip as trimmed on the timeline)"),
+        ("RANGE", "Range", "Dance to part of the music only")))
+    range_start: FloatProperty(name="Start (s)", default=0.0, min=0.0, soft_max=600.0, precision=2,
+                               description="Where the dance starts, in seconds from the start of the music "
+                                           "(rounded to a whole frame)")
+    range_length: FloatProperty(name="Length (s)", default=10.0, min=2.0, soft_max=600.0, precision=2,
+                                description="How many seconds of music to dance to (at least 2)")
+    seed: IntProperty(name="Seed", default=42, min=0,
+                      description="Random seed: the same seed and settings give the same dance")
+    temperature: FloatProperty(name="Temperature", default=0.8, min=0.05, soft_max=2.0, precision=2,
+                               description="Higher gives more varied, riskier movement; lower, safer and "
+                                           "more repetitive")
+    top_k: IntProperty(name="Top-k", default=15, min=1, soft_max=100,
+                       description="Sample each step among this many most likely motion tokens")
+    top_p: FloatProperty(name="Top-p", default=0.95, min=0.01, max=1.0, precision=2,
+                         description="Sample among the most likely tokens that together hold this probability")
+    window_mode: EnumProperty(name="Windows", default="full", items=(
+        ("full", "Full song", "Cover the music to its last frame"),
+        ("official", "Official", "The original release's windows (25 Hz weight sets only; the song's tail "
+                                 "is left out)")))
+    weights_override: StringProperty(name="Weight set", subtype="DIR_PATH",
+                                     description="This scene's own weight-set folder; empty uses the one in "
+                                                 "the add-on preferences")
 
 
 class ChoreoJobStatus(bpy.types.PropertyGroup):

@@ -13,7 +13,6 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -23,7 +22,7 @@ from .features import FEATURE_DIM, denormalize_features, features_to_joints
 from .motion import Motion
 from .progress import ProgressFn, check_cancel, no_progress
 from .sampling import SamplingConfig
-from .windows import MOTION_FPS, Window, full_plan, official_plan
+from .windows import MOTION_FPS, full_plan, official_plan
 
 MIN_MUSIC_SECONDS = 2.0          # shorter clips hold too little music to dance to (and no beat to track)
 WINDOW_MODES = ("full", "official")

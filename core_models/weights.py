@@ -48,6 +48,16 @@ class WeightSetError(ValueError):
     """A weight set or checkpoint that cannot be used; the message says what is wrong and what to do."""
 
 
+def _weights_fetch():
+    """weights_fetch.py sits beside core_models: a sibling module inside the installed extension
+    (bl_ext.<repo>.choreo.weights_fetch), a top-level module in a checkout."""
+    try:
+        from .. import weights_fetch
+    except ImportError:
+        import weights_fetch
+    return weights_fetch
+
+
 # ----------------------------------------------------------------------------------------------- checks
 
 def check_state_dict(state: dict, expected: dict[str, tuple], what: str, source) -> None:
@@ -205,7 +215,7 @@ def write_weight_set(dest, config: dict, tokenizer_state: dict, generator_state:
     ``extra_files``: relative name in the set -> file to copy in (e.g. the MuQ encoder under ``muq/``)."""
     from safetensors.torch import save_file
 
-    import weights_fetch
+    weights_fetch = _weights_fetch()
 
     dest = Path(dest)
     tmp = _atomic_folder(dest)
@@ -238,7 +248,7 @@ def write_weight_set(dest, config: dict, tokenizer_state: dict, generator_state:
 
 
 def _find(src: Path, release_path: str, required: bool = True) -> Path | None:
-    import weights_fetch
+    weights_fetch = _weights_fetch()
 
     hit = weights_fetch._find_in(src, release_path)
     if hit is None and required:
@@ -440,7 +450,7 @@ def load_weight_set(folder, device="auto", dtype=None, verify: bool = True) -> W
     With ``verify`` every file is checked against the sha256 of ``manifest.json`` first, so a corrupted
     download is reported as such instead of as a strange model.
     """
-    import weights_fetch
+    weights_fetch = _weights_fetch()
 
     folder = Path(folder)
     config = read_config(folder)

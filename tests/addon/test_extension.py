@@ -27,6 +27,8 @@ from core_models.rotations import axis_angle_to_quat
 REPO = Path(__file__).resolve().parents[2]
 MODULE = "bl_ext.user_default.choreo"
 BANDAI_DANCE = "dataset-1_dance-short_normal_001.bvh"
+GENERATE_SETTINGS = ("music_source", "music_file", "genre", "length_mode", "range_start", "range_length", "seed",
+                     "temperature", "top_k", "top_p", "window_mode", "weights_override")
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +63,11 @@ def scene(ext):
         for strip in list(sc.sequence_editor.strips):
             sc.sequence_editor.strips.remove(strip)
     sc.render.fps, sc.render.fps_base = 30, 1.0
+    sc.frame_start, sc.frame_end = 1, 250
     sc.choreo.start_frame = 1
     sc.choreo.last_report = ""
+    for prop in GENERATE_SETTINGS:
+        sc.choreo.property_unset(prop)
     return sc
 
 
@@ -99,14 +104,24 @@ def test_zip_is_built_by_blender_and_holds_only_the_extension(built_zip):
 
 def test_enabled_and_every_class_registered(ext):
     assert MODULE in bpy.context.preferences.addons
-    for cls_name in ("CHOREO_PT_main", "CHOREO_PT_generate", "CHOREO_PT_foot_fix", "CHOREO_PT_library",
-                     "CHOREO_OT_add_dancer", "CHOREO_OT_load_motion", "CHOREO_OT_import_mocap",
-                     "CHOREO_OT_convert_to_dancer", "CHOREO_OT_add_sound", "CHOREO_OT_cancel_job"):
+    for cls_name in ("CHOREO_PT_main", "CHOREO_PT_generate", "CHOREO_PT_generate_advanced", "CHOREO_PT_foot_fix",
+                     "CHOREO_PT_library", "CHOREO_OT_add_dancer", "CHOREO_OT_load_motion", "CHOREO_OT_import_mocap",
+                     "CHOREO_OT_convert_to_dancer", "CHOREO_OT_add_sound", "CHOREO_OT_cancel_job",
+                     "CHOREO_OT_generate"):
         assert hasattr(bpy.types, cls_name), cls_name
-    for op in ("add_dancer", "load_motion", "import_mocap", "convert_to_dancer", "add_sound", "cancel_job"):
+    for op in ("add_dancer", "load_motion", "import_mocap", "convert_to_dancer", "add_sound", "cancel_job",
+               "generate"):
         assert hasattr(bpy.ops.choreo, op)
     prefs = bpy.context.preferences.addons[MODULE].preferences
-    assert prefs.device == "auto" and prefs.smplx_model_path == ""
+    assert prefs.device == "auto" and prefs.smplx_model_path == "" and prefs.weights_path == ""
+    settings = bpy.context.scene.choreo
+    assert (settings.music_source, settings.genre, settings.length_mode, settings.seed, settings.window_mode) == \
+        ("STRIP", "Popular", "WHOLE", 42, "full")
+    assert (settings.temperature, settings.top_k, settings.top_p) == (pytest.approx(0.8), 15, pytest.approx(0.95))
+    genres = [item.identifier for item in settings.bl_rna.properties["genre"].enum_items]
+    from core_models.choreollama import GENRES
+
+    assert tuple(genres) == GENRES
     assert hasattr(bpy.types.Object, "choreo") and hasattr(bpy.types.Scene, "choreo")
 
 
@@ -429,6 +444,335 @@ def test_threaded_job_applies_on_main_thread_and_cancels(scene):
     assert jobs._poll() is None
     assert applied == ["result"] and "cancelled" in status.error and not status.running
     release.set()
+
+
+# ------------------------------------------------------------------------------------------------ Generate
+
+@pytest.fixture(scope="module")
+def weight_set(tmp_path_factory):
+    """A tiny random compact-family weight set."""
+    from generation_fixture import write_tiny_compact_weight_set
+
+    return write_tiny_compact_weight_set(tmp_path_factory.mktemp("weights") / "compact")
+
+
+@pytest.fixture(scope="module")
+def drum_track(tmp_path_factory):
+    """6 s of 120 bpm clicks over a low sine 'bass'."""
+    from generation_fixture import write_drum_track
+
+    return write_drum_track(tmp_path_factory.mktemp("music") / "drums.wav", 6.0)
+
+
+@pytest.fixture
+def gen_prefs(ext, weight_set):
+    """Preferences pointing at the tiny weight set, on the CPU."""
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.weights_path, prefs.device = str(weight_set), "cpu"
+    yield prefs
+    prefs.weights_path, prefs.device, prefs.smplx_model_path = "", "auto", ""
+
+
+def _scene_state(scene):
+    strips = scene.sequence_editor.strips if scene.sequence_editor else []
+    return (set(bpy.data.objects), set(bpy.data.actions), set(bpy.data.armatures), set(bpy.data.meshes),
+            sorted((s.name, s.frame_final_start, s.frame_final_end) for s in strips),
+            (scene.frame_start, scene.frame_end))
+
+
+def _sound_strips(scene):
+    return [s for s in scene.sequence_editor.strips if s.type == "SOUND"] if scene.sequence_editor else []
+
+
+def _new_dancer(before_objects):
+    new = [o for o in bpy.data.objects if o not in before_objects]
+    assert len(new) == 1, [o.name for o in new]
+    return new[0]
+
+
+def _key_frames(obj):
+    curves = _fcurves(obj)
+    assert len(curves) == 55 * 4 + 3
+    counts = {len(fc.keyframe_points) for fc in curves}
+    assert len(counts) == 1
+    return _co(curves[0])[0::2]
+
+
+def test_generate_from_file_adds_a_dancer_and_its_music_at_the_start_frame(scene, gen_prefs, drum_track):
+    scene.render.fps = 24                             # the core's 30 fps dance is resampled to the scene
+    scene.choreo.start_frame = 10
+    scene.frame_end = 40
+    cube = bpy.data.objects.new("Cube", bpy.data.meshes.new("cube"))
+    scene.collection.objects.link(cube)
+    cube.location = (1.0, 2.0, 3.0)
+    existing = bpy.data.actions.new("Existing")
+    existing.use_fake_user = True
+    before = set(bpy.data.objects)
+    settings = scene.choreo
+    settings.music_source, settings.music_file = "FILE", str(drum_track)
+    settings.genre, settings.seed = "Latin", 7
+
+    assert bpy.ops.choreo.generate() == {"FINISHED"}
+    dancer = _new_dancer(before)
+    assert dancer.type == "ARMATURE" and dancer.choreo.is_dancer and len(dancer.data.bones) == 55
+    assert all(pb.rotation_mode == "QUATERNION" for pb in dancer.pose.bones)
+    action = dancer.animation_data.action
+    assert action.name == "Choreo Latin seed7"
+    frames = _key_frames(dancer)
+    assert len(frames) == round(6.0 * 24) and frames[0] == 10 and np.array_equal(frames, np.arange(10, 10 + 144))
+    assert action["choreo_generation"]["seed"] == 7 and action["choreo_generation"]["genre"] == "Latin"
+    assert (scene.frame_start, scene.frame_end) == (1, 10 + 144 - 1)       # extended to cover the dance
+    # it dances: the pose changes over time
+    assert np.abs(_world_body_joints(dancer, 10) - _world_body_joints(dancer, 120)).max() > 1e-3
+    strips = _sound_strips(scene)
+    assert len(strips) == 1 and strips[0].frame_final_start == 10 and strips[0].frame_final_duration == 144
+    assert Path(bpy.path.abspath(strips[0].sound.filepath)) == drum_track
+    # nothing else touched
+    assert tuple(cube.location) == (1.0, 2.0, 3.0) and cube.animation_data is None
+    assert "Existing" in bpy.data.actions and len(bpy.data.actions) == 2
+    report = settings.last_report
+    assert "144 frames" in report and "Latin" in report and "seed 7" in report and "Took" in report
+    assert "no reference library" in report                               # the core's notes are passed on
+
+    # another seed on the same music: a second dancer, the music strip is reused
+    settings.seed = 8
+    assert bpy.ops.choreo.generate() == {"FINISHED"}
+    second = _new_dancer(before | {dancer})
+    assert second.animation_data.action.name == "Choreo Latin seed8" and len(_sound_strips(scene)) == 1
+    assert not np.array_equal(_co(_fcurves(second)[5]), _co(_fcurves(dancer)[5]))
+
+
+def test_generate_a_range_of_a_file_trims_its_strip_to_the_dance(scene, gen_prefs, drum_track):
+    settings = scene.choreo
+    settings.music_source, settings.music_file = "FILE", str(drum_track)
+    settings.length_mode, settings.range_start, settings.range_length = "RANGE", 1.5, 3.0
+    settings.start_frame = 5
+    before = set(bpy.data.objects)
+    assert bpy.ops.choreo.generate() == {"FINISHED"}
+    dancer = _new_dancer(before)
+    frames = _key_frames(dancer)
+    assert frames[0] == 5 and len(frames) == 90
+    info = dancer.animation_data.action["choreo_generation"]
+    assert info["music_start_s"] == pytest.approx(1.5) and info["music_end_s"] == pytest.approx(4.5)
+    (strip,) = _sound_strips(scene)
+    # the file's 1.5 s mark plays at frame 5, and only the danced part of the music is shown
+    assert strip.frame_start == 5 - 45 and strip.frame_final_start == 5 and strip.frame_final_end == 5 + 90
+
+
+def test_generate_from_the_timeline_strip_starts_where_the_music_plays(scene, gen_prefs, drum_track):
+    scene.choreo.start_frame = 50
+    assert bpy.ops.choreo.add_sound(filepath=str(drum_track)) == {"FINISHED"}
+    scene.choreo.start_frame = 1                      # the strip decides, not the start frame
+    (strip,) = _sound_strips(scene)
+    assert strip.frame_final_start == 50
+    before = set(bpy.data.objects)
+    assert bpy.ops.choreo.generate() == {"FINISHED"}          # music source defaults to the timeline
+    dancer = _new_dancer(before)
+    frames = _key_frames(dancer)
+    assert frames[0] == 50 and len(frames) == 180
+    assert len(_sound_strips(scene)) == 1 and "in sync with" in scene.choreo.last_report
+
+    # a trimmed strip and a range: the dance starts range_start after the strip's first visible frame,
+    # on the music heard there
+    strip.frame_final_start = 80                      # 1 s of the music trimmed away
+    settings = scene.choreo
+    settings.length_mode, settings.range_start, settings.range_length = "RANGE", 0.5, 2.0
+    before = set(bpy.data.objects)
+    assert bpy.ops.choreo.generate() == {"FINISHED"}
+    dancer = _new_dancer(before)
+    frames = _key_frames(dancer)
+    assert frames[0] == 80 + 15 and len(frames) == 60
+    info = dancer.animation_data.action["choreo_generation"]
+    assert info["music_start_s"] == pytest.approx(1.5) and info["music_end_s"] == pytest.approx(3.5)
+
+
+def test_generate_onto_the_users_smplx_body(scene, gen_prefs, drum_track, tmp_path):
+    from core_models.skeleton import default_skeleton
+    from smplx_fixture import write_synthetic_smplx_model
+
+    model = tmp_path / "SMPLX_NEUTRAL.npz"
+    write_synthetic_smplx_model(model, default_skeleton(height=1.8).rest_positions())
+    gen_prefs.smplx_model_path = str(model)
+    scene.choreo.music_source, scene.choreo.music_file = "FILE", str(drum_track)
+    before = set(bpy.data.objects)
+    assert bpy.ops.choreo.generate() == {"FINISHED"}
+    new = [o for o in bpy.data.objects if o not in before]
+    (arm,) = [o for o in new if o.type == "ARMATURE"]
+    (body,) = [o for o in new if o.type == "MESH"]
+    assert arm.choreo.skeleton_source == "smplx:SMPLX_NEUTRAL.npz" and body.parent == arm
+    assert len(_key_frames(arm)) == 180
+
+
+def _silent(path):
+    import soundfile as sf
+
+    sf.write(path, np.zeros(22050 * 4, np.float32), 22050)
+    return path
+
+
+@pytest.mark.parametrize("case", ["no_weight_set", "not_a_weight_set", "no_music_file", "missing_music",
+                                  "no_sound_strip", "silent_music", "range_past_strip", "bad_smplx_path"])
+def test_generate_bad_input_reports_and_writes_nothing(scene, gen_prefs, drum_track, tmp_path, case):
+    settings = scene.choreo
+    settings.music_source, settings.music_file = "FILE", str(drum_track)
+    if case == "no_weight_set":
+        gen_prefs.weights_path = ""
+    elif case == "not_a_weight_set":
+        settings.weights_override = str(tmp_path)
+    elif case == "no_music_file":
+        settings.music_file = ""
+    elif case == "missing_music":
+        settings.music_file = str(tmp_path / "nope.wav")
+    elif case == "no_sound_strip":
+        settings.music_source = "STRIP"
+    elif case == "silent_music":
+        settings.music_file = str(_silent(tmp_path / "silence.wav"))
+    elif case == "range_past_strip":
+        add_sound = sys.modules[MODULE].addon.operators.add_sound_strip
+        add_sound(scene, str(drum_track), 1)
+        settings.music_source = "STRIP"
+        settings.length_mode, settings.range_start = "RANGE", 7.0
+    elif case == "bad_smplx_path":
+        gen_prefs.smplx_model_path = str(tmp_path / "SMPLX_NEUTRAL.npz")
+    message = {"no_weight_set": "No weight set", "not_a_weight_set": "no config.json", "no_music_file": "No music file",
+               "missing_music": "nope.wav", "no_sound_strip": "no sound strip", "silent_music": "silent",
+               "range_past_strip": "plays only 6.00 s", "bad_smplx_path": "SMPL-X model file"}[case]
+    before = _scene_state(scene)
+    with pytest.raises(RuntimeError, match=message):
+        bpy.ops.choreo.generate()
+    assert message in settings.last_report
+    assert _scene_state(scene) == before
+    assert not bpy.context.window_manager.choreo_job.running
+
+
+def test_generate_in_a_worker_thread_then_cancel(scene, gen_prefs, drum_track, monkeypatch):
+    """The interactive path: the job runs in a thread, the result is applied from the poll; Cancel writes nothing."""
+    jobs = sys.modules[MODULE].addon.jobs
+    threaded = jobs.run_job
+    monkeypatch.setattr(jobs, "run_job", lambda title, work, apply: threaded(title, work, apply, synchronous=False))
+    status = bpy.context.window_manager.choreo_job
+    scene.choreo.music_source, scene.choreo.music_file = "FILE", str(drum_track)
+    before = set(bpy.data.objects)
+    assert bpy.ops.choreo.generate() == {"FINISHED"}
+    assert jobs.is_running() and status.running and status.title == "Generate"
+    assert not bpy.ops.choreo.generate.poll()                 # one job at a time
+    jobs._current.thread.join(120)
+    assert jobs._poll() is None and status.error == "" and not status.running
+    dancer = _new_dancer(before)
+    assert _key_frames(dancer)[0] == 1 and "180 frames" in scene.choreo.last_report
+
+    state = _scene_state(scene)
+    assert bpy.ops.choreo.generate() == {"FINISHED"}
+    assert bpy.ops.choreo.cancel_job() == {"FINISHED"}
+    jobs._current.thread.join(120)
+    assert jobs._poll() is None
+    assert "cancelled" in status.error and not status.running and _scene_state(scene) == state
+    status.error = ""
+
+
+class _FakeLayout:
+    """Stands in for UILayout (Blender never calls draw() in background): every property and operator
+    a panel names must exist."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def __getattr__(self, name):
+        if name in ("row", "column", "box", "split"):
+            return lambda *args, **kwargs: _FakeLayout(self.log)
+        return lambda *args, **kwargs: self.log.append((name, args, kwargs))
+
+    def prop(self, data, name, **kwargs):
+        rna = getattr(data, "bl_rna", None)
+        assert name in rna.properties if rna is not None else hasattr(data, name), name
+        self.log.append(("prop", name))
+
+    def operator(self, idname, **kwargs):
+        module, op = idname.split(".")
+        assert hasattr(getattr(bpy.ops, module), op), idname
+        self.log.append(("operator", idname))
+        return type("OperatorProperties", (), {})()
+
+
+def _draw(panel_cls, **attrs):
+    from types import SimpleNamespace
+
+    log = []
+    panel_cls.draw(SimpleNamespace(layout=_FakeLayout(log), **attrs), bpy.context)
+    return log
+
+
+def test_installed_extension_generates_without_the_repository(built_zip, weight_set, drum_track, tmp_path):
+    """As in a real Blender: only the installed extension, nothing importable from this repository."""
+    import site
+
+    script = f"""
+import os, sys
+sys.path.extend({site.getsitepackages()!r})      # site-packages without its .pth files: no editable install
+os.environ["BLENDER_USER_RESOURCES"] = {str(tmp_path / "home")!r}
+os.environ["XDG_CACHE_HOME"] = {str(tmp_path / "cache")!r}
+import bpy
+bpy.ops.wm.read_factory_settings(use_empty=True)
+result = bpy.ops.extensions.package_install_files(filepath={str(built_zip)!r}, repo="user_default",
+                                                  enable_on_install=True)
+assert result == {{"FINISHED"}}, result
+for name in ("core_models", "weights_fetch"):
+    try:
+        __import__(name)
+        sys.exit(name + " is importable from the repository; this test needs a clean path")
+    except ImportError:
+        pass
+prefs = bpy.context.preferences.addons["bl_ext.user_default.choreo"].preferences
+prefs.weights_path, prefs.device = {str(weight_set)!r}, "cpu"
+scene = bpy.context.scene
+scene.render.fps, scene.render.fps_base = 30, 1.0
+scene.choreo.music_source, scene.choreo.music_file = "FILE", {str(drum_track)!r}
+print(bpy.ops.choreo.generate(), scene.choreo.last_report)
+"""
+    out = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert "FINISHED" in out.stdout and "180 frames" in out.stdout
+
+
+def _named(log):
+    """The (kind, name) entries of a draw log: properties and operators."""
+    return {entry for entry in log if len(entry) == 2}
+
+
+def test_generate_panel_draws_every_state(scene, gen_prefs, weight_set):
+    ext = sys.modules[MODULE]
+    panels = ext.addon.panels
+    gen_panel = panels.CHOREO_PT_generate
+    settings = scene.choreo
+    texts = lambda log: " | ".join(str(kw.get("text", "")) for kind, _, kw in
+                                   (e for e in log if len(e) == 3) if kind in ("label", "progress"))
+    log = _draw(gen_panel, draw_weight_set=gen_panel.draw_weight_set)
+    assert ("operator", "choreo.generate") in log and ("prop", "music_source") in log
+    assert "No music on the timeline" in texts(log) and "Weights: compact (preferences)" in texts(log)
+    settings.music_source, settings.length_mode = "FILE", "RANGE"
+    log = _draw(gen_panel, draw_weight_set=gen_panel.draw_weight_set)
+    assert {("prop", "music_file"), ("prop", "range_start"), ("prop", "range_length")} <= _named(log)
+    gen_prefs.weights_path = ""
+    log = _draw(gen_panel, draw_weight_set=gen_panel.draw_weight_set)
+    assert "No weight set" in texts(log) and ("operator", "preferences.addon_show") in log
+    settings.weights_override = str(weight_set.parent)          # a folder without config.json
+    assert "no config.json" in texts(_draw(gen_panel, draw_weight_set=gen_panel.draw_weight_set))
+    job = bpy.context.window_manager.choreo_job
+    job.running, job.title, job.stage, job.progress = True, "Generate", "generate", 0.5
+    try:
+        log = _draw(gen_panel, draw_weight_set=gen_panel.draw_weight_set)
+        assert ("operator", "choreo.cancel_job") in log and ("operator", "choreo.generate") not in log
+        assert "Generate: generate" in texts(log)
+        assert ("operator", "choreo.cancel_job") not in _draw(panels.CHOREO_PT_main)   # one bar, not two
+    finally:
+        job.running, job.title, job.stage, job.progress = False, "", "", 0.0
+    log = _draw(panels.CHOREO_PT_generate_advanced)
+    assert {("prop", p) for p in ("temperature", "top_k", "top_p", "window_mode", "weights_override")} <= _named(log)
+    prefs_cls = ext.addon.preferences.ChoreoPreferences
+    fields = {name: getattr(gen_prefs, name) for name in ("weights_path", "smplx_model_path", "device", "precision")}
+    log = _draw(prefs_cls, bl_rna=gen_prefs.bl_rna, **fields)
+    assert ("prop", "weights_path") in log and "No weight set yet" in texts(log)
 
 
 def test_disable_and_remove_leaves_nothing_behind(ext):
