@@ -333,3 +333,9 @@ def test_twenty_minute_song_keeps_memory_bounded(compact_set):
                    sampling=None, top_k=4)
     assert res.num_frames == 36000 and np.isfinite(res.joints).all()
     assert len(sizes) >= 36000 * 3 // 4 // 288 and max(sizes) <= 384 + 288
+
+
+def test_bf16_generation_on_cpu_matches_the_frame_count(compact_set):
+    music = np.random.default_rng(5).normal(size=(200, 55)).astype(np.float32)
+    res = generate(None, "Popular", weights=compact_set, music_feature_array=music, dtype="bf16", device="cpu")
+    assert res.dtype == "bfloat16" and res.num_frames == 200 and np.isfinite(res.joints).all()
