@@ -217,6 +217,7 @@ class ChoreoLLaMA(nn.Module):
     def embed_tokens(self, local_ids: torch.Tensor, first_slot: int = 0) -> torch.Tensor:
         """Slot-local ids (B, n) whose first token is in ``first_slot`` -> (B, n, hidden)."""
         q = self.cfg.num_quantizers
+        local_ids = local_ids.long()
         slots = (torch.arange(local_ids.shape[1], device=local_ids.device) + first_slot) % q
         return self.dance_bridge(self.codebooks[slots[None].expand_as(local_ids), local_ids])
 

@@ -152,24 +152,27 @@ def _cut(samples: np.ndarray, sr: int, start_s: float, end_s: float | None):
     return samples[int(round(start_s * sr)):int(round(end_s * sr))], start_s, end_s
 
 
-def music_features(ws, samples: np.ndarray, sr: int, muq_dir=None, device="cpu") -> np.ndarray:
-    """Music features of the weight set's family (frames at ``ws.music_fps``), normalised when the weight
-    set carries music statistics."""
+def raw_music_features(ws, samples: np.ndarray, sr: int, muq_dir=None, device="cpu") -> np.ndarray:
+    """Music features of the weight set's family at ``ws.music_fps`` (before any normalisation)."""
     from . import audio
 
     if ws.music_frontend == "music55":
-        feats = audio.music_features_55(samples, sr, fps=ws.music_fps)
-    elif ws.music_frontend == "muq":
+        return audio.music_features_55(samples, sr, fps=ws.music_fps)
+    if ws.music_frontend == "muq":
         muq_dir = muq_dir or os.environ.get("CHOREO_MUQ_DIR") or (ws.path / "muq")
-        feats = audio.muq_features(samples, sr, muq_dir, device=str(device))
-    else:
-        raise GenerationError(f"unknown music frontend '{ws.music_frontend}' in weight set {ws.path}")
+        return audio.muq_features(samples, sr, muq_dir, device=str(device))
+    raise GenerationError(f"unknown music frontend '{ws.music_frontend}' in weight set {ws.path}")
+
+
+def normalise_music(ws, raw: np.ndarray) -> np.ndarray:
+    """The generator's music input: normalised with the weight set's music statistics when it has them."""
+    raw = np.asarray(raw, np.float32)
+    if raw.ndim != 2 or raw.shape[1] != ws.generator.cfg.music_dim:
+        raise GenerationError(f"music features are {raw.shape} but the generator expects (T, "
+                              f"{ws.generator.cfg.music_dim}) ({ws.music_frontend})")
     if ws.music_mean is not None:
-        feats = (feats - ws.music_mean) / ws.music_std
-    if feats.shape[1] != ws.generator.cfg.music_dim:
-        raise GenerationError(f"music features are {feats.shape[1]}-d but the generator expects "
-                              f"{ws.generator.cfg.music_dim}-d")
-    return feats.astype(np.float32)
+        raw = (raw - ws.music_mean) / ws.music_std
+    return raw.astype(np.float32)
 
 
 def resolve_genre(genre: str, genres: Sequence[str]) -> int:
@@ -188,6 +191,41 @@ def features_to_motion(features: np.ndarray) -> tuple[np.ndarray, Motion, float]
     motion = body_motion_from_joints(joints, MOTION_FPS, source="choreollama")
     fk_error = float(np.linalg.norm(motion.joints()[:, :joints.shape[1]] - joints, axis=-1).max())
     return joints, motion, fk_error
+
+
+def _music55_of(music, sample_rate, start_s, end_s) -> np.ndarray:
+    from .audio import music_features_55
+
+    if music is None:
+        raise GenerationError("retrieval needs the music itself (55-d features); pass the audio, not only "
+                              "precomputed generator features")
+    samples, sr = _music_samples(music, sample_rate)
+    samples, _, _ = _cut(samples, sr, start_s, end_s)
+    return music_features_55(samples, sr, fps=MOTION_FPS)
+
+
+def _reference_provider(ws, references, library, genre: str, music55, compute_music55, notes: list):
+    """Per-window references: retrieved from the library ("auto"), pinned (clip names or Reference
+    objects, best first) or none."""
+    if references is None or (references == "auto" and library is None):
+        if references == "auto":
+            notes.append("no reference library: generated without retrieved references")
+        return StaticReferences([], ws.rag_mean, ws.rag_std, ws.generator.cfg.cond_len)
+    if references == "auto":
+        if ws.retrieval is None:
+            notes.append("the weight set has no RetrievalNet: generated without retrieved references")
+            return StaticReferences([], ws.rag_mean, ws.rag_std, ws.generator.cfg.cond_len)
+        return library.reference_provider(ws, genre, music55 if music55 is not None else compute_music55())
+    refs = list(references)
+    if refs and all(isinstance(r, str) for r in refs):       # pinned library clips
+        if library is None:
+            raise GenerationError("pinned references are library clip names: pass the library too")
+        if ws.retrieval is not None:
+            return library.reference_provider(ws, genre, music55 if music55 is not None else compute_music55(),
+                                              pinned=refs)
+        refs = [Reference(n, library.features(n), library.derived(ws, n)["tokens"], library.info(n).genre)
+                for n in refs]
+    return StaticReferences(refs, ws.rag_mean, ws.rag_std, ws.generator.cfg.cond_len)
 
 
 def _tile(x: np.ndarray, length: int) -> np.ndarray:
@@ -242,9 +280,10 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
     # Music: the requested span, then features at the family's rate.
     t = time.perf_counter()
     progress("music features", 0, 1)
+    music55 = None                     # the 55-d features retrieval queries with (computed when needed)
     if music_feature_array is not None:
-        feats = np.asarray(music_feature_array, np.float32)
-        duration = feats.shape[0] / cfg.music_fps
+        raw = np.asarray(music_feature_array, np.float32)
+        duration = raw.shape[0] / cfg.music_fps
         start_s, end_s = 0.0, duration
         if duration < MIN_MUSIC_SECONDS:
             raise GenerationError(f"the music is {duration:.2f} s long; at least {MIN_MUSIC_SECONDS:g} s are needed")
@@ -252,25 +291,22 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
         samples, sr = _music_samples(music, sample_rate)
         samples, start_s, end_s = _cut(samples, sr, start_s, end_s)
         try:
-            feats = music_features(ws, samples, sr, muq_dir, ws.device)
+            raw = raw_music_features(ws, samples, sr, muq_dir, ws.device)
         except ValueError as exc:          # silence, NaN: the audio module names the problem
             raise GenerationError(str(exc)) from exc
         duration = end_s - start_s
+    if ws.music_frontend == "music55":
+        music55 = raw
+    feats = normalise_music(ws, raw)
     timings["music_features_s"] = time.perf_counter() - t
     motion_frames = int(round(duration * MOTION_FPS))
     check_cancel(cancel)
 
     # References for each window.
-    if references == "auto":
-        if library is not None:
-            provider = library.reference_provider(ws, feats, cfg.genres[style])
-        else:
-            provider = StaticReferences([], ws.rag_mean, ws.rag_std, cfg.cond_len)
-            notes.append("no reference library: generated without retrieved references")
-    elif references is None:
-        provider = StaticReferences([], ws.rag_mean, ws.rag_std, cfg.cond_len)
-    else:
-        provider = StaticReferences(list(references), ws.rag_mean, ws.rag_std, cfg.cond_len)
+    provider = _reference_provider(ws, references, library, cfg.genres[style], music55,
+                                   lambda: _music55_of(music, sample_rate, start_s, end_s), notes)
+    timings["retrieval_s"] = time.perf_counter() - t - timings["music_features_s"]
+    check_cancel(cancel)
 
     # Window plan.
     _, first_prefix, _ = provider.for_window(0)
@@ -297,7 +333,7 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
         check_cancel(cancel)
         cond, ref_prefix, names = provider.for_window(w.retrieval_index)
         if w.prefix_from is None:
-            prefix = None if ref_prefix is None else ref_prefix.reshape(-1)
+            prefix = None if ref_prefix is None else ref_prefix.reshape(-1).astype(np.int64)
         else:
             prefix = sequence[w.prefix_from:w.prefix_to]
         music = _tile(feats[w.music_start:w.music_end], cfg.music_len)

@@ -5,10 +5,11 @@ from pathlib import Path
 import numpy as np
 
 
-def write_tiny_compact_weight_set(dest: Path, seed: int = 1) -> Path:
+def write_tiny_compact_weight_set(dest: Path, seed: int = 1, retrieval: bool = False) -> Path:
     """A compact-family weight set with tiny random models (fast enough for tests on 2 CPU cores)."""
     from core_models.choreollama import GeneratorConfig
     from core_models.llama import LlamaConfig
+    from core_models.retrieval import RetrievalConfig
     from core_models.tokenizer import TokenizerConfig
     from core_models.weights import random_weight_set
 
@@ -17,7 +18,8 @@ def write_tiny_compact_weight_set(dest: Path, seed: int = 1) -> Path:
                                             intermediate=96, vocab_size=24), music_dim=55, music_fps=30.0,
                           music_len=384, code_dim=16, nb_code=8, dance_token_start=0, bridge_heads=2, d_state=4,
                           dt_rank=4)
-    return random_weight_set(dest, "compact", tok, gen, seed=seed)
+    ret = RetrievalConfig(latent=32, heads=4, ff=64, layers=2) if retrieval else None
+    return random_weight_set(dest, "compact", tok, gen, ret, seed=seed)
 
 
 def write_drum_track(path: Path, seconds: float, sr: int = 22050) -> Path:
