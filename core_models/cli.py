@@ -216,6 +216,63 @@ def _cmd_generate(args) -> int:
     return 0
 
 
+def _cmd_library(args) -> int:
+    from .library import Library, LibraryError, build_starter, import_official
+
+    try:
+        if args.action == "create":
+            lib = Library.create(args.folder, exist_ok=True)
+            print(f"library at {lib.path} ({len(lib)} clips)")
+        elif args.action == "starter":
+            report = build_starter(args.folder, max_seconds=args.max_seconds)
+            print(f"{len(report['added'])} clips added to {args.folder}")
+            for name, why in report["skipped"].items():
+                print(f"  skipped {name}: {why}")
+        elif args.action == "add":
+            lib = Library(args.folder)
+            for path in args.files:
+                name = args.name if args.name and len(args.files) == 1 else Path(path).stem
+                info = lib.add(name, args.genre, args.subgenre, path=path, licence=args.licence)
+                print(f"added {info.name}: {info.genre}/{info.subgenre or '-'}, {info.duration:.1f} s")
+        elif args.action == "remove":
+            Library(args.folder).remove(args.name)
+            print(f"removed {args.name}")
+        elif args.action == "repair":
+            for line in Library.open_or_repair(args.folder).repair():
+                print(line)
+        elif args.action == "list":
+            clips = Library(args.folder).clips(args.genre, args.subgenre)
+            if args.json:
+                print(json.dumps([{"name": c.name, "genre": c.genre, "subgenre": c.subgenre,
+                                   "seconds": round(c.duration, 2), "source": c.source, "licence": c.licence}
+                                  for c in clips], indent=2))
+            for c in [] if args.json else clips:
+                print(f"{c.name:40s} {c.genre:8s} {c.subgenre or '-':12s} {c.duration:7.1f} s  {c.licence[:40]}")
+        elif args.action == "search":
+            from .audio import load_audio, music_features_55
+            from .weights import load_weight_set
+
+            if not args.music or not args.weights:
+                raise LibraryError("search needs --music FILE and --weights DIR")
+            ws = load_weight_set(args.weights, args.device)
+            samples, sr = load_audio(args.music)
+            rows = Library(args.folder).retrieve(ws, music_features_55(samples, sr), args.genre, args.top_k)
+            for k, row in enumerate(rows):
+                print(f"window {k} ({6.4 * k:.1f} s): " + ", ".join(f"{m.name}@{m.start / 30:.1f}s {m.score:.3f}"
+                                                                   for m in row))
+        elif args.action == "import-official":
+            from .weights import load_weight_set
+
+            ws = load_weight_set(args.weights, args.device) if args.weights else None
+            report = import_official(Library.create(args.folder, exist_ok=True), args.embeddings, args.features,
+                                     args.style_map, args.tokens, ws)
+            print(f"{len(report['added'])} clips imported, {len(report['skipped'])} skipped")
+    except (LibraryError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core_models", description="Choreo core tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -247,5 +304,25 @@ def main(argv=None) -> int:
     p.add_argument("--report", help="write a JSON report (timings, references, notes) here")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_generate)
+    p = sub.add_parser("library", help="the reference library: create, starter, add, remove, list, search, ...")
+    p.add_argument("action", choices=["create", "starter", "add", "remove", "repair", "list", "search",
+                                       "import-official"])
+    p.add_argument("folder", help="library folder")
+    p.add_argument("files", nargs="*", help="motion files to add (BVH, SMPL-X .npz/.pkl)")
+    p.add_argument("--name", help="clip name (add: default the file name; remove: required)")
+    p.add_argument("--genre", help="Ballet, Popular, Latin, Modern, Folk or Classic")
+    p.add_argument("--subgenre", help="e.g. K-pop, HipHop, Salsa, Dai")
+    p.add_argument("--licence", default="unknown", help="licence of the added clips")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--max-seconds", type=float, default=60.0, help="starter: cut longer clips")
+    p.add_argument("--music", help="search: audio file")
+    p.add_argument("--weights", help="search / import-official: weight-set folder")
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--embeddings", help="import-official: retrievalnet_motion_embeddings.npz")
+    p.add_argument("--features", help="import-official: folder of the released 264-d features (<clip>.npy)")
+    p.add_argument("--style-map", help="import-official: all_style_map.json")
+    p.add_argument("--tokens", help="import-official: folder of the 3-layer token files")
+    p.set_defaults(func=_cmd_library)
     args = parser.parse_args(argv)
     return args.func(args)

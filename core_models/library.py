@@ -236,9 +236,9 @@ class Library:
         if not _NAME.match(name):
             raise LibraryError(f"clip name '{name}' is not allowed: use letters, digits, spaces and _ . , ( ) + - "
                                "(at most 120 characters, starting with a letter or digit)")
+        genre, subgenre = resolve_genre(genre, subgenre)
         if name in self._clips and not replace:
             raise LibraryError(f"a clip named '{name}' is already in the library; choose another name or replace it")
-        genre, subgenre = resolve_genre(genre, subgenre)
         given = sum(x is not None for x in (features, joints, path))
         if given != 1:
             raise LibraryError("give exactly one of features, joints or path")
@@ -469,3 +469,100 @@ def _file_stem(name: str) -> str:
     """A file name for a clip name (names may hold spaces and punctuation; the hash keeps them unique)."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:60]
     return f"{safe}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+# ----------------------------------------------------------------------------------- builders
+
+def import_official(lib: Library, embeddings_npz, features_dir, style_map=None, tokens_dir=None, ws=None,
+                    licence: str = "InfiniteDance Non-Commercial Research License",
+                    progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> dict:
+    """Add the official corpus (``retrievalnet_motion_embeddings.npz`` + the released 264-d features) to a
+    library. Genres come from ``all_style_map.json`` (clip -> genre) or a ``Genre-`` name prefix; with the
+    official weight set ``ws`` the released embeddings and 3-layer prefix tokens become its derived data.
+    Returns counts of added and skipped clips with reasons."""
+    from .tokenizer import absolute_to_local
+
+    progress = progress or no_progress
+    with np.load(embeddings_npz, allow_pickle=False) as data:
+        names = [str(n) for n in data["names"]]
+        embeddings = np.asarray(data["embeddings"], np.float32)
+    embeddings /= np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    styles = json.loads(Path(style_map).read_text()) if style_map else {}
+    windows: dict[str, list[tuple[int, int]]] = {}
+    for row, entry in enumerate(names):
+        clip, _, span = entry.partition("@")
+        start, _, _ = span.partition("_")
+        windows.setdefault(clip, []).append((int(start), row))
+    added, skipped = [], {}
+    for i, (clip, rows) in enumerate(sorted(windows.items())):
+        check_cancel(cancel)
+        progress("import", i, len(windows))
+        genre = styles.get(clip) or clip.split("-", 1)[0]
+        if genre not in GENRES:
+            skipped[clip] = f"genre '{genre}' is not one of the 6"
+            continue
+        feature_file = Path(features_dir) / f"{clip}.npy"
+        if not feature_file.is_file():
+            skipped[clip] = "no feature file"
+            continue
+        features = np.load(feature_file, allow_pickle=False)
+        name = clip[:120]
+        try:
+            info = lib.add(name, genre, features=features, source=f"InfiniteDance release: {clip}", licence=licence,
+                           replace=True)
+        except LibraryError as exc:
+            skipped[clip] = str(exc)
+            continue
+        added.append(name)
+        if ws is not None and tokens_dir is not None and (Path(tokens_dir) / f"{clip}.npy").is_file():
+            cfg = ws.generator.cfg
+            tokens = absolute_to_local(np.load(Path(tokens_dir) / f"{clip}.npy").reshape(-1), cfg.nb_code,
+                                       cfg.num_quantizers)
+            rows = sorted(rows)
+            derived = {"tokens": tokens.astype(np.int16), "starts": np.array([s for s, _ in rows], np.int64),
+                       "embeddings": embeddings[[r for _, r in rows]]}
+            path = lib._derived_path(ws, name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_bytes(path, lambda f: np.savez(f, clip_sha256=np.array(info.sha256), **derived))
+    progress("import", len(windows), len(windows))
+    return {"added": added, "skipped": skipped}
+
+
+STARTER_SOURCES = {
+    # corpus: (genre, sub-genre, licence, which files)
+    "cmu": ("Latin", "Salsa", "CMU Graphics Lab Motion Capture Database terms (free for research and in products; "
+            "do not resell the data). Data from mocap.cs.cmu.edu, created with funding from NSF EIA-0196217",
+            lambda p: True),
+    "bandai": ("Popular", "Dance", "CC BY-NC 4.0 (Bandai Namco Research Motion Dataset; Kobayashi et al. 2023)",
+               lambda p: "_dance-" in p.name),
+}
+
+
+def build_starter(dest, max_seconds: float = 60.0, progress: ProgressFn | None = None,
+                  cancel: threading.Event | None = None) -> dict:
+    """The starter library from ../shared/data/mocap: CMU salsa (Latin/Salsa) and the Bandai Namco dance
+    clips (Popular/Dance), each with its source and licence. Clips longer than ``max_seconds`` are cut."""
+    from . import data
+    from .io import load_body_clip
+
+    progress = progress or no_progress
+    lib = Library.create(dest, exist_ok=True)
+    report = {"added": [], "skipped": {}}
+    jobs = []
+    for corpus, (genre, sub, licence, wanted) in STARTER_SOURCES.items():
+        files = [p for p in data.mocap_files(corpus) if wanted(p)]
+        if not files:
+            report["skipped"][corpus] = "corpus not found (../shared/data/mocap or CHOREO_MOCAP_DIR)"
+        jobs += [(corpus, genre, sub, licence, p) for p in files]
+    for i, (corpus, genre, sub, licence, path) in enumerate(jobs):
+        check_cancel(cancel)
+        progress("starter library", i, len(jobs))
+        joints = load_body_clip(path).joints[: int(max_seconds * FPS) + 1]
+        name = f"{'CMU salsa' if corpus == 'cmu' else 'Bandai'} {path.stem.replace('_scaled', '')}"
+        try:
+            lib.add(name, genre, sub, joints=joints, source=f"{corpus}: {path.name}", licence=licence, replace=True)
+            report["added"].append(name)
+        except (LibraryError, ValueError) as exc:
+            report["skipped"][name] = str(exc)
+    progress("starter library", len(jobs), len(jobs))
+    return report

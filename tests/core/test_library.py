@@ -189,3 +189,64 @@ def test_bad_clips_are_refused(tmp_path):
         lib.add("x", "Ballet", joints=bad)
     assert len(Library(tmp_path / "lib")) == 0
     assert json.loads((tmp_path / "lib/library.json").read_text())["clips"] == []
+
+
+def test_import_official_corpus_layout(tmp_path, ws):
+    from core_models.library import import_official
+
+    rng = np.random.default_rng(3)
+    feats = tmp_path / "ft_balanced"
+    toks = tmp_path / "tokens"
+    feats.mkdir()
+    toks.mkdir()
+    names, embs = [], []
+    for clip in ("Popular-HomeDance804", "Latin-Samba12", "Opera-Aria1", "Folk-NoFeatures"):
+        for start in (0, 192):
+            names.append(f"{clip}@{start}_{start + 384}")
+            embs.append(rng.normal(size=32))
+        if clip != "Folk-NoFeatures":
+            np.save(feats / f"{clip}.npy", rng.normal(size=(600, 264)).astype(np.float32))
+            local = rng.integers(0, 8, size=(150, 3))
+            np.save(toks / f"{clip}.npy", (local + 4096 + np.arange(3) * 8).reshape(-1))   # 1-D absolute ids
+    np.savez(tmp_path / "emb.npz", names=np.array(names), embeddings=np.array(embs, np.float32))
+    (tmp_path / "styles.json").write_text(json.dumps({"Latin-Samba12": "Latin"}))
+    lib = Library.create(tmp_path / "lib")
+    report = import_official(lib, tmp_path / "emb.npz", feats, tmp_path / "styles.json", toks, ws)
+    assert sorted(report["added"]) == ["Latin-Samba12", "Popular-HomeDance804"]
+    assert "not one of the 6" in report["skipped"]["Opera-Aria1"]
+    assert report["skipped"]["Folk-NoFeatures"] == "no feature file"
+    d = lib.derived(ws, "Latin-Samba12")                  # the released embeddings, not recomputed ones
+    e = np.array(embs[2:4])
+    assert np.allclose(d["embeddings"], e / np.linalg.norm(e, axis=1, keepdims=True), atol=1e-6)
+    assert list(d["starts"]) == [0, 192] and d["tokens"].shape == (150, 3) and d["tokens"].max() < 8
+    assert lib.info("Popular-HomeDance804").genre == "Popular"
+
+
+def test_cli_library_commands(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from core_models.io import write_bvh
+    from core_models.io.bvh import bvh_from_rotations
+    from core_models.skeleton import BODY_JOINT_NAMES
+    from conftest import make_dance
+
+    rot, root, skel, _ = make_dance(frames=450)
+    write_bvh(tmp_path / "move.bvh", bvh_from_rotations(list(BODY_JOINT_NAMES), list(skel.parents), skel.offsets,
+                                                         rot, root, 1 / 30))
+    repo = Path(__file__).resolve().parents[2]
+    run = lambda *a: subprocess.run([sys.executable, "-m", "core_models", "library", *a], cwd=repo,
+                                    capture_output=True, text=True, timeout=120)
+    lib = str(tmp_path / "lib")
+    assert run("create", lib).returncode == 0
+    out = run("add", lib, str(tmp_path / "move.bvh"), "--genre", "Modern", "--subgenre", "Contemporary",
+              "--licence", "CC0")
+    assert out.returncode == 0 and "added move: Modern/Contemporary, 15.0 s" in out.stdout, out.stderr
+    listed = json.loads(run("list", lib, "--json").stdout)
+    assert listed == [{"name": "move", "genre": "Modern", "subgenre": "Contemporary", "seconds": 14.97,
+                       "source": str(tmp_path / "move.bvh"), "licence": "CC0"}]
+    bad = run("add", lib, str(tmp_path / "move.bvh"), "--genre", "Polka")
+    assert bad.returncode == 2 and "unknown genre 'Polka'" in bad.stderr
+    assert run("remove", lib, "--name", "move").returncode == 0
+    assert json.loads(run("list", lib, "--json").stdout) == []
