@@ -136,8 +136,10 @@ def music_features_55(samples: np.ndarray, sr: int, fps: float = 30) -> np.ndarr
     mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, ref=np.max), n_mfcc=20)
     mfcc_delta = librosa.feature.delta(mfcc, width=3)
     harmonic, percussive = librosa.effects.hpss(y)
-    chroma = librosa.feature.chroma_cqt(y=harmonic, sr=analysis_sr, hop_length=HOP_LENGTH, n_chroma=12,
-                                        n_octaves=5)
+    with warnings.catch_warnings():      # tuning estimation warns on percussion-only music; the default is fine
+        warnings.filterwarnings("ignore", message="Trying to estimate tuning")
+        chroma = librosa.feature.chroma_cqt(y=harmonic, sr=analysis_sr, hop_length=HOP_LENGTH, n_chroma=12,
+                                            n_octaves=5)
     onset, beats = _onset_and_beats(percussive, analysis_sr)
     beat_onehot = np.zeros_like(onset)
     beat_onehot[beats[beats < onset.shape[0]]] = 1.0

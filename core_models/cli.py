@@ -194,9 +194,15 @@ def _cmd_generate(args) -> int:
             print(f"  {stage:15s} {pct:3d} %", file=sys.stderr, flush=True)
 
     try:
+        library = None
+        if args.library:
+            from .library import Library
+
+            library = Library(args.library)
+        references = None if args.no_references else (list(args.pin) if args.pin else "auto")
         result = generate(args.music, args.genre, weights=args.weights, start_s=args.start, end_s=args.end,
                           seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                          references=None if args.no_references else "auto", window_mode=args.window_mode,
+                          references=references, library=library, window_mode=args.window_mode,
                           device=args.device, dtype=args.precision, progress=progress)
         save_generation(result, out)
     except (ValueError, FileNotFoundError, RuntimeError, Cancelled) as exc:
@@ -299,6 +305,8 @@ def main(argv=None) -> int:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--window-mode", choices=["full", "official"], default="full")
     p.add_argument("--no-references", action="store_true", help="generate without reference dances")
+    p.add_argument("--library", help="reference library folder (references are retrieved from it)")
+    p.add_argument("--pin", action="append", default=[], help="library clip to use as reference (repeatable)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--precision", default=None, help="fp32, bf16 or fp16 (default: bf16 on CUDA, fp32 on CPU)")
     p.add_argument("--report", help="write a JSON report (timings, references, notes) here")
