@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Generate: music in, a new SMPL-X dancer keyed with the core's dance out.
 
-Everything is checked on the main thread before the job starts (music, weight set, SMPL-X model file);
+References come from the Library section: the pinned clips when there are any, else retrieved automatically
+from the library named in the preferences, else none; each generated action records those used per window.
+Everything is checked on the main thread before the job starts (music, weight set, library, SMPL-X model file);
 the core's ``generate`` runs in the job's worker; the scene is only touched once it has succeeded, in
 one step that removes what it added if anything fails.
 """
@@ -15,7 +17,7 @@ import bpy
 
 from . import jobs
 from .operators import _dancer_skeleton, _fail, add_sound_strip, dancer_with_motion, remove_dancer, sound_strips
-from .preferences import get_preferences
+from .preferences import get_preferences, library_folder
 
 TITLE = "Generate"
 NO_WEIGHT_SET = ("No weight set: choose a weight-set folder (with config.json) in Preferences > Add-ons > Choreo, "
@@ -106,6 +108,59 @@ def weight_set_folder(context) -> tuple[str, str]:
     return _abs_file(path), "preferences"
 
 
+def reference_summary(context) -> str:
+    """One line for the panel: which references Generate will use (cheap: opens nothing)."""
+    pins = len(context.scene.choreo.library_pins)
+    if pins:
+        return f"Using {pins} pinned reference{'s' if pins != 1 else ''}"
+    if library_folder(context):
+        return "Automatic references from the library"
+    return "No reference library: generating without references"
+
+
+def reference_plan(context, genre: str):
+    """What Generate hands the core: ``(library, references, mode, note)``.
+
+    Pinned clips (the Library section's pins, best first) are passed by name with the library of the
+    preferences; without pins the references are retrieved from that library ("auto"); without a library,
+    none. ValueError (LibraryError) with a user-facing message when the library cannot be opened or a pinned
+    clip is not in it.
+    """
+    from ..core_models.library import Library
+
+    pins = [p.name for p in context.scene.choreo.library_pins]
+    folder = library_folder(context)
+    if not folder:
+        if pins:
+            raise ValueError(f"{len(pins)} pinned reference(s) but no reference library: choose the library "
+                             "folder in Preferences > Add-ons > Choreo, or unpin them in the Library section")
+        return None, "auto", "none", ""          # the core notes that there was no library
+    library = Library(folder)
+    if pins:
+        missing = [p for p in pins if p not in library]
+        if missing:
+            raise ValueError(f"pinned clip(s) {', '.join(repr(m) for m in missing)} are not in the library "
+                             f"'{folder}': unpin them in the Library section")
+        return library, pins, "pinned", ""
+    return library, "auto", "auto", ""          # an empty genre: the core generates without and notes it
+
+
+def _reference_label(ref: dict) -> str:
+    """'clip@start_frame (score)' for the action's record (ID properties hold strings, not dicts)."""
+    score = "" if ref.get("score") is None else f" ({ref['score']:.3f})"
+    return f"{ref['name']}@{ref['start']}{score}"
+
+
+def _clip_names(per_window) -> list[str]:
+    """Clip names in order of first use from the core's per-window references."""
+    names = []
+    for window in per_window:
+        for ref in window["references"]:
+            if ref["name"] not in names:
+                names.append(ref["name"])
+    return names
+
+
 def _device_and_dtype(context) -> tuple[str, str | None]:
     prefs = get_preferences(context)
     if prefs is None:
@@ -174,6 +229,7 @@ class CHOREO_OT_generate(bpy.types.Operator):
             span = music_span(scene)
             folder, _ = weight_set_folder(context)
             read_config(folder)                  # a clear message now, not after the job has started
+            library, references, ref_mode, ref_note = reference_plan(context, settings.genre)
         except (ValueError, OSError) as exc:
             return _fail(self, context, str(exc))
         prefs = get_preferences(context)
@@ -188,13 +244,15 @@ class CHOREO_OT_generate(bpy.types.Operator):
                        top_p=settings.top_p, window_mode=settings.window_mode, device=device, dtype=dtype)
         genre = settings.genre
         scene_name = scene.name
+        library_path = str(library.path) if library is not None else ""
 
         def work(progress, cancel):
             from ..core_models.io.motion_file import body_motion_from_joints
             from ..core_models.pipeline import generate
 
             result = generate(span.path, genre, weights=folder, start_s=span.start_s, end_s=span.end_s,
-                              references="auto", progress=progress, cancel=cancel, **options)
+                              references=references, library=library, progress=progress, cancel=cancel,
+                              **options)
             motion = result.motion
             if skeleton is not None:             # the user's SMPL-X body: solve the dance's joints on it
                 progress("fitting your SMPL-X body", 0, 1)
@@ -218,7 +276,9 @@ class CHOREO_OT_generate(bpy.types.Operator):
                     "music_start_s": float(result.start_s), "music_end_s": float(result.end_s),
                     "temperature": float(options["temperature"]), "top_k": int(options["top_k"]),
                     "top_p": float(options["top_p"]), "window_mode": result.window_mode,
-                    "weight_set": result.weight_set, "device": result.device, "dtype": result.dtype}
+                    "weight_set": result.weight_set, "device": result.device, "dtype": result.dtype,
+                    "reference_mode": ref_mode, "library": library_path,
+                    "references": [[_reference_label(r) for r in w["references"]] for w in result.references]}
                 strip_note = f", in sync with '{span.strip}'" if span.strip else ""
                 if not span.strip:
                     strip, added = _file_strip(target, span, last)
@@ -230,7 +290,13 @@ class CHOREO_OT_generate(bpy.types.Operator):
                 target.frame_end = last
             if target.frame_start > span.frame:
                 target.frame_start = span.frame
-            target.choreo.last_report = _summary(result, frames, _scene_fps(target), obj, action, strip_note)
+            report = _summary(result, frames, _scene_fps(target), obj, action, strip_note)
+            used = _clip_names(result.references)
+            if ref_mode != "none" and used:
+                report += f" References ({ref_mode}): {', '.join(used[:6])}{', ...' if len(used) > 6 else ''}."
+            if ref_note:
+                report += f" Note: {ref_note}."
+            target.choreo.last_report = report
 
         try:
             state = jobs.run_job(TITLE, work, apply)

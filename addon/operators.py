@@ -275,6 +275,26 @@ def armature_world_joints(obj, scene, frames) -> tuple[np.ndarray, list[str], li
     return out[:, order], names, parents
 
 
+def rig_positions(obj, scene):
+    """Main thread: a mapped rig's action as evaluated bone-head positions, one row per frame of the action.
+
+    Returns ``(positions, names, parents, mapping)`` for :func:`rig_body_joints`; ValueError (RetargetError)
+    when the bones do not map to the canonical body.
+    """
+    lo, hi = (int(round(v)) for v in obj.animation_data.action.frame_range)
+    mapping = map_armature(obj)
+    positions, names, parents = armature_world_joints(obj, scene, np.arange(lo, hi + 1))
+    return positions, names, parents, mapping
+
+
+def rig_body_joints(positions, names, parents, mapping) -> np.ndarray:
+    """Any thread: the canonical body joints (F, 22, 3) in metres (core axes) of :func:`rig_positions`."""
+    from ..core_models.io.retarget import canonical_joints, detect_unit_scale
+
+    joints = canonical_joints(positions, names, mapping, parents)
+    return joints * detect_unit_scale(joints)        # rigs imported in cm, mm or inches
+
+
 class CHOREO_OT_convert_to_dancer(bpy.types.Operator):
     """Turn the selected imported rig's animation into a new SMPL-X dancer (the rig itself is untouched)"""
     bl_idname = "choreo.convert_to_dancer"
@@ -288,7 +308,6 @@ class CHOREO_OT_convert_to_dancer(bpy.types.Operator):
 
     def execute(self, context):
         from ..core_models.io.motion_file import body_motion_from_joints
-        from ..core_models.io.retarget import canonical_joints, detect_unit_scale
         from .keyframes import scene_fps
 
         obj = context.active_object
@@ -296,20 +315,16 @@ class CHOREO_OT_convert_to_dancer(bpy.types.Operator):
         ad = obj.animation_data
         if ad is None or ad.action is None:
             return _fail(self, context, f"'{obj.name}' has no animation to convert")
-        lo, hi = (int(round(v)) for v in ad.action.frame_range)
-        frames = np.arange(lo, hi + 1)
         try:
-            mapping = map_armature(obj)
+            rig = rig_positions(obj, scene)
         except ValueError as exc:
             return _fail(self, context, str(exc))
-        positions, names, parents = armature_world_joints(obj, scene, frames)
         fps = scene_fps(scene)
         start = scene.choreo.start_frame
 
         def work(progress, cancel):
             progress("mapping joints", 0, 2)
-            joints = canonical_joints(positions, names, mapping, parents)
-            joints = joints * detect_unit_scale(joints)        # rigs imported in cm, mm or inches
+            joints = rig_body_joints(*rig)
             progress("solving IK", 1, 2)
             return body_motion_from_joints(joints, fps, source=obj.name)
 

@@ -5,9 +5,9 @@ import os
 import bpy
 
 from .generate import TITLE as GENERATE_TITLE
-from .generate import weight_set_folder
+from .generate import reference_summary, weight_set_folder
 from .operators import sound_strips
-from .preferences import ADDON_ID, missing_modules, weight_set_hint
+from .preferences import ADDON_ID, library_folder, library_hint, missing_modules, weight_set_hint
 
 
 def draw_job_progress(layout, job) -> None:
@@ -75,6 +75,8 @@ class CHOREO_PT_generate(_ChoreoPanel, bpy.types.Panel):
             row.prop(settings, "range_length")
         layout.prop(settings, "seed")
         self.draw_weight_set(context, layout)
+        pins = settings.library_pins
+        layout.label(text=reference_summary(context), icon="PINNED" if len(pins) else "ASSET_MANAGER")
         job = context.window_manager.choreo_job
         if job.running and job.title == GENERATE_TITLE:
             draw_job_progress(layout, job)
@@ -161,6 +163,45 @@ class CHOREO_PT_library(_ChoreoPanel, bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
+        settings = context.scene.choreo
+        folder = library_folder(context)
+        problem = library_hint(folder)
+        box = layout.box()
+        if problem:
+            box.alert = bool(folder)
+            box.label(text=problem, icon="ERROR" if folder else "INFO")
+            row = box.row()
+            if folder:
+                row.operator("choreo.library_create", icon="NEWFOLDER")
+            row.operator("preferences.addon_show", text="Open Preferences", icon="PREFERENCES").module = ADDON_ID
+        else:
+            row = box.row()
+            row.label(text=f"Library: {os.path.basename(folder) or folder}", icon="ASSET_MANAGER")
+            row.operator("choreo.library_refresh", text="", icon="FILE_REFRESH")
+            if settings.library_status:
+                box.alert = True
+                box.label(text=settings.library_status, icon="ERROR")
+                box.operator("choreo.library_repair", icon="TOOL_SETTINGS")
+            elif settings.library_shown != folder:
+                box.label(text="Press Refresh to list this library's clips", icon="INFO")
+            row = layout.row(align=True)
+            row.prop(settings, "library_genre", text="")
+            row.prop(settings, "library_text", text="", icon="VIEWZOOM")
+            layout.template_list("CHOREO_UL_library_clips", "", settings, "library_clips", settings, "library_index",
+                                 rows=4)
+            row = layout.row(align=True)
+            row.enabled = len(settings.library_clips) > 0
+            row.operator("choreo.library_preview", icon="PLAY")
+            row.operator("choreo.library_pin", icon="PINNED")
+            row.operator("choreo.library_remove", text="", icon="TRASH")
+        if len(settings.library_pins):
+            box = layout.box()
+            box.label(text=f"Pinned for Generate ({len(settings.library_pins)}, best first):", icon="PINNED")
+            col = box.column(align=True)
+            for pin in settings.library_pins:
+                row = col.row(align=True)
+                row.label(text=pin.name)
+                row.operator("choreo.library_unpin", text="", icon="X").clip = pin.name
         op = layout.operator("choreo.load_motion", text="Load Motion as New Dancer", icon="FILE_MOVIE")
         op.target = "NEW"
         row = layout.row()
@@ -170,7 +211,46 @@ class CHOREO_PT_library(_ChoreoPanel, bpy.types.Panel):
         op.target = "SELECTED"
 
 
+class CHOREO_PT_library_retrieve(_ChoreoPanel, bpy.types.Panel):
+    bl_idname = "CHOREO_PT_library_retrieve"
+    bl_label = "References for This Music"
+    bl_parent_id = "CHOREO_PT_library"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.choreo
+        layout.label(text=f"Music and genre ({settings.genre}) from Generate", icon="SOUND")
+        layout.operator("choreo.library_retrieve", icon="VIEWZOOM")
+        if len(settings.library_results):
+            layout.label(text=settings.library_results_info)
+            layout.template_list("CHOREO_UL_library_results", "", settings, "library_results", settings,
+                                 "library_results_index", rows=5)
+
+
+class CHOREO_PT_library_add(_ChoreoPanel, bpy.types.Panel):
+    bl_idname = "CHOREO_PT_library_add"
+    bl_label = "Add to Library"
+    bl_parent_id = "CHOREO_PT_library"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        settings = context.scene.choreo
+        obj = context.active_object
+        action = obj.animation_data.action if obj is not None and obj.animation_data is not None else None
+        if obj is None or obj.type != "ARMATURE" or action is None:
+            layout.label(text="Select an armature with an action", icon="INFO")
+        else:
+            layout.label(text=f"{obj.name}: '{action.name}'", icon="ACTION")
+        layout.prop(settings, "library_new_name")
+        layout.prop(settings, "library_new_genre")
+        layout.prop(settings, "library_new_subgenre")
+        layout.prop(settings, "library_new_licence")
+        layout.operator("choreo.library_add_action", icon="ADD")
+
+
 classes = (CHOREO_PT_main, CHOREO_PT_generate, CHOREO_PT_generate_advanced, CHOREO_PT_foot_fix,
-           CHOREO_PT_library)
+           CHOREO_PT_library, CHOREO_PT_library_retrieve, CHOREO_PT_library_add)
 
 register, unregister = bpy.utils.register_classes_factory(classes)

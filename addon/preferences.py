@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Add-on preferences: weight set, SMPL-X model file, device, precision, dependency status."""
+"""Add-on preferences: weight set, reference library, SMPL-X model file, device, precision, dependencies."""
 import importlib.util
 import os
 
@@ -33,6 +33,31 @@ def weight_set_hint(path: str) -> str:
     return ""
 
 
+def library_folder(context=None) -> str:
+    """The reference library folder of the preferences (absolute), or '' when none is set."""
+    prefs = get_preferences(context)
+    path = prefs.library_path.strip() if prefs is not None else ""
+    return os.path.normpath(bpy.path.abspath(path)) if path else ""
+
+
+def library_hint(folder: str) -> str:
+    """A one-line problem with the reference library folder (cheap enough for draw()), or ''."""
+    if not folder:
+        return "No reference library: choose a folder in Preferences > Add-ons > Choreo"
+    if not os.path.isdir(folder):
+        return f"Library folder not found: {folder} (Create Library Here makes it)"
+    if not os.path.isfile(os.path.join(folder, "library.json")):
+        return "This folder has no library.json: press Create Library Here to start a library in it"
+    return ""
+
+
+def _library_path_changed(self, context):
+    from .library import refresh_quietly       # the clip list shown in the panel follows the folder
+
+    if context.scene is not None:
+        refresh_quietly(context.scene)
+
+
 class ChoreoPreferences(bpy.types.AddonPreferences):
     bl_idname = ADDON_ID
 
@@ -40,6 +65,10 @@ class ChoreoPreferences(bpy.types.AddonPreferences):
         name="Weight set", subtype="DIR_PATH",
         description="Folder of a Choreo weight set (it holds config.json), used by Generate unless a scene "
                     "names its own")
+    library_path: StringProperty(
+        name="Reference library", subtype="DIR_PATH", update=_library_path_changed,
+        description="Folder of a Choreo reference library (it holds library.json): genre-tagged dances that "
+                    "Generate retrieves as references, browsed in the Library section")
     smplx_model_path: StringProperty(
         name="SMPL-X model file", subtype="FILE_PATH",
         description="Your own SMPL-X model (.npz from smpl-x.is.tue.mpg.de). When set, new dancers get its "
@@ -56,6 +85,13 @@ class ChoreoPreferences(bpy.types.AddonPreferences):
         hint = weight_set_hint(self.weights_path)
         if hint:
             layout.label(text=hint, icon="INFO" if not self.weights_path else "ERROR")
+        layout.prop(self, "library_path")
+        folder = os.path.normpath(bpy.path.abspath(self.library_path)) if self.library_path.strip() else ""
+        hint = library_hint(folder)
+        if hint:
+            layout.label(text=hint, icon="INFO" if not folder else "ERROR")
+        if folder and not os.path.isfile(os.path.join(folder, "library.json")):
+            layout.operator("choreo.library_create", icon="NEWFOLDER")
         layout.prop(self, "smplx_model_path")
         row = layout.row()
         row.prop(self, "device")

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Settings: per scene (music, generation, start frame), per armature object (mapping, source), job state
-(window manager)."""
+"""Settings: per scene (music, generation, start frame, the Library section's state), per armature object
+(mapping, source), job state (window manager)."""
 import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
                        PointerProperty, StringProperty)
@@ -14,6 +14,55 @@ class ChoreoBoneMapItem(bpy.types.PropertyGroup):
     bone: StringProperty(name="Bone", description="Bone of this rig that drives the canonical joint; "
                                                   "empty when it is synthesised from its neighbours")
     note: StringProperty(name="Note")
+
+
+class ChoreoLibraryClip(bpy.types.PropertyGroup):
+    """One clip of the reference library as listed in the Library section (``name`` is the clip's name)."""
+    genre: StringProperty(name="Genre")
+    subgenre: StringProperty(name="Sub-genre")
+    frames: IntProperty(name="Frames", description="Length at 30 fps")
+    duration: FloatProperty(name="Duration", unit="TIME_ABSOLUTE", description="Length in seconds")
+    licence: StringProperty(name="Licence")
+    source: StringProperty(name="Source")
+
+
+class ChoreoPinnedClip(bpy.types.PropertyGroup):
+    """A library clip pinned as a reference for Generate (``name`` is the clip's name; best first)."""
+
+
+class ChoreoRetrievalResult(bpy.types.PropertyGroup):
+    """One reference retrieved for one window of the music (``name`` is the clip's name)."""
+    window: IntProperty(name="Window", description="Music window (12.8 s, one every 6.4 s)")
+    music_s: FloatProperty(name="Music", unit="TIME_ABSOLUTE", description="Where the window starts in the music")
+    start_s: FloatProperty(name="Clip start", unit="TIME_ABSOLUTE",
+                           description="Where the retrieved 12.8 s segment starts in the clip")
+    score: FloatProperty(name="Score", description="Cosine similarity of music and dance embeddings")
+
+
+_SUBGENRE_ITEMS: dict[str, list] = {}          # Blender needs the enum item strings kept alive
+
+
+def _subgenre_items(self, context):
+    genre = self.library_new_genre
+    if genre not in _SUBGENRE_ITEMS:
+        try:
+            from ..core_models.library import TAXONOMY
+
+            subs = TAXONOMY.get(genre, ())
+        except ImportError:                        # dependencies missing: the panel says so
+            subs = ()
+        _SUBGENRE_ITEMS[genre] = [("NONE", "(none)", "No sub-genre")] + [(s, s, f"{genre}: {s}") for s in subs]
+    return _SUBGENRE_ITEMS[genre]
+
+
+def _new_genre_changed(self, context):
+    self.library_new_subgenre = "NONE"           # the old choice belongs to another genre
+
+
+def _library_filter_changed(self, context):
+    from .library import refresh_quietly
+
+    refresh_quietly(context.scene)
 
 
 class ChoreoObjectSettings(bpy.types.PropertyGroup):
@@ -66,6 +115,28 @@ class ChoreoSceneSettings(bpy.types.PropertyGroup):
                                      description="This scene's own weight-set folder; empty uses the one in "
                                                  "the add-on preferences")
 
+    # Library (the folder is in the preferences; the clip list mirrors it for the panel's list)
+    library_genre: EnumProperty(name="Genre", default="ALL", update=_library_filter_changed,
+                                items=[("ALL", "All genres", "Every clip of the library")]
+                                + [(g, g, f"Only {g} clips") for g in GENRES])
+    library_text: StringProperty(name="Filter", update=_library_filter_changed,
+                                 description="Only clips whose name contains this text")
+    library_clips: CollectionProperty(type=ChoreoLibraryClip)
+    library_index: IntProperty(name="Clip", default=0, min=0)
+    library_shown: StringProperty(name="Listed library", description="The library folder the list shows")
+    library_status: StringProperty(name="Library problem", description="Why the library could not be listed")
+    library_pins: CollectionProperty(type=ChoreoPinnedClip)
+    library_results: CollectionProperty(type=ChoreoRetrievalResult)
+    library_results_index: IntProperty(name="Reference", default=0, min=0)
+    library_results_info: StringProperty(name="Retrieved for")
+    library_new_name: StringProperty(name="Name", description="Name of the new clip (empty: the action's name)")
+    library_new_genre: EnumProperty(name="Genre", default="Popular", update=_new_genre_changed,
+                                    items=[(g, g, f"A {g.lower()} dance") for g in GENRES])
+    library_new_subgenre: EnumProperty(name="Sub-genre", items=_subgenre_items)
+    library_new_licence: StringProperty(name="Licence",
+                                        description="Licence of the motion (who may use it and how); kept with "
+                                                    "the clip. Empty: unknown")
+
 
 class ChoreoJobStatus(bpy.types.PropertyGroup):
     """Transient state of the running job (window manager: not saved with the file)."""
@@ -76,7 +147,8 @@ class ChoreoJobStatus(bpy.types.PropertyGroup):
     error: StringProperty()
 
 
-classes = (ChoreoBoneMapItem, ChoreoObjectSettings, ChoreoSceneSettings, ChoreoJobStatus)
+classes = (ChoreoBoneMapItem, ChoreoLibraryClip, ChoreoPinnedClip, ChoreoRetrievalResult, ChoreoObjectSettings,
+           ChoreoSceneSettings, ChoreoJobStatus)
 
 
 def register():

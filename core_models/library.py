@@ -436,9 +436,7 @@ class LibraryReferences:
             cfg = self.ws.generator.cfg
             self._cache[retrieval_index] = StaticReferences(self.references(retrieval_index), self.ws.rag_mean,
                                                             self.ws.rag_std, cfg.cond_len)
-        cond, prefix, _ = self._cache[retrieval_index].for_window(retrieval_index)
-        row = self.matches[min(max(retrieval_index, 0), len(self.matches) - 1)]
-        return cond, prefix, [f"{m.name}@{m.start} ({m.score:.3f})" for m in row]
+        return self._cache[retrieval_index].for_window(retrieval_index)
 
 
 def compute_derived(ws, features: np.ndarray) -> dict:

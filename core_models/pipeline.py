@@ -93,7 +93,9 @@ class StaticReferences:
         self.prefix = reference_prefix(self.references[0]) if self.references else None
 
     def for_window(self, retrieval_index: int):
-        return self.cond, self.prefix, [r.name for r in self.references]
+        """(condition (cond_len, 264), prefix (n, Q) local ids or None, [{"name", "start", "score"}, ...])."""
+        return self.cond, self.prefix, [{"name": r.name, "start": int(r.start), "score": r.score}
+                                        for r in self.references]
 
 
 @dataclass
@@ -106,7 +108,8 @@ class GenerationResult:
     seed: int
     start_s: float
     end_s: float
-    references: list                # per window: {"window", "music_start_s", "references"}
+    references: list                # per window: {"window", "music_start_s", "references": [{"name", "start",
+                                    #   "score"}, ...] best first; start in frames of the clip, score cosine}
     timings: dict
     fk_error_m: float               # max |FK(rotations) - joints|
     device: str
@@ -214,6 +217,9 @@ def _reference_provider(ws, references, library, genre: str, music55, compute_mu
     if references == "auto":
         if ws.retrieval is None:
             notes.append("the weight set has no RetrievalNet: generated without retrieved references")
+            return StaticReferences([], ws.rag_mean, ws.rag_std, ws.generator.cfg.cond_len)
+        if not library.clips(genre):
+            notes.append(f"the reference library has no {genre} clips: generated without references")
             return StaticReferences([], ws.rag_mean, ws.rag_std, ws.generator.cfg.cond_len)
         return library.reference_provider(ws, genre, music55 if music55 is not None else compute_music55())
     refs = list(references)

@@ -27,6 +27,7 @@ from core_models.rotations import axis_angle_to_quat
 REPO = Path(__file__).resolve().parents[2]
 MODULE = "bl_ext.user_default.choreo"
 BANDAI_DANCE = "dataset-1_dance-short_normal_001.bvh"
+LIBRARY_OPERATORS = ("create", "refresh", "repair", "preview", "pin", "unpin", "remove", "add_action", "retrieve")
 GENERATE_SETTINGS = ("music_source", "music_file", "genre", "length_mode", "range_start", "range_length", "seed",
                      "temperature", "top_k", "top_p", "window_mode", "weights_override")
 
@@ -107,13 +108,15 @@ def test_enabled_and_every_class_registered(ext):
     for cls_name in ("CHOREO_PT_main", "CHOREO_PT_generate", "CHOREO_PT_generate_advanced", "CHOREO_PT_foot_fix",
                      "CHOREO_PT_library", "CHOREO_OT_add_dancer", "CHOREO_OT_load_motion", "CHOREO_OT_import_mocap",
                      "CHOREO_OT_convert_to_dancer", "CHOREO_OT_add_sound", "CHOREO_OT_cancel_job",
-                     "CHOREO_OT_generate"):
+                     "CHOREO_OT_generate", "CHOREO_PT_library_retrieve", "CHOREO_PT_library_add",
+                     "CHOREO_UL_library_clips", "CHOREO_UL_library_results"):
         assert hasattr(bpy.types, cls_name), cls_name
     for op in ("add_dancer", "load_motion", "import_mocap", "convert_to_dancer", "add_sound", "cancel_job",
-               "generate"):
+               "generate") + tuple(f"library_{op}" for op in LIBRARY_OPERATORS):
         assert hasattr(bpy.ops.choreo, op)
     prefs = bpy.context.preferences.addons[MODULE].preferences
     assert prefs.device == "auto" and prefs.smplx_model_path == "" and prefs.weights_path == ""
+    assert prefs.library_path == "" and bpy.context.scene.choreo.library_genre == "ALL"
     settings = bpy.context.scene.choreo
     assert (settings.music_source, settings.genre, settings.length_mode, settings.seed, settings.window_mode) == \
         ("STRIP", "Popular", "WHOLE", 42, "full")
@@ -770,9 +773,384 @@ def test_generate_panel_draws_every_state(scene, gen_prefs, weight_set):
     log = _draw(panels.CHOREO_PT_generate_advanced)
     assert {("prop", p) for p in ("temperature", "top_k", "top_p", "window_mode", "weights_override")} <= _named(log)
     prefs_cls = ext.addon.preferences.ChoreoPreferences
-    fields = {name: getattr(gen_prefs, name) for name in ("weights_path", "smplx_model_path", "device", "precision")}
+    fields = {name: getattr(gen_prefs, name) for name in ("weights_path", "library_path", "smplx_model_path", "device",
+                                                          "precision")}
     log = _draw(prefs_cls, bl_rna=gen_prefs.bl_rna, **fields)
     assert ("prop", "weights_path") in log and "No weight set yet" in texts(log)
+
+
+# ------------------------------------------------------------------------------------------------- Library
+
+LIBRARY_CLIPS = {"Salsa one": ("Latin", "Salsa", 420, 0), "Pop two": ("Popular", "HipHop", 450, 1),
+                 "Pop three": ("Popular", "K-pop", 400, 2), "Ballet four": ("Ballet", None, 410, 3)}
+LIBRARY_SCALARS = ("library_genre", "library_text", "library_index", "library_shown", "library_status",
+                   "library_results_index", "library_results_info", "library_new_name", "library_new_genre",
+                   "library_new_subgenre", "library_new_licence")
+LIBRARY_COLLECTIONS = ("library_clips", "library_pins", "library_results")
+
+
+@pytest.fixture(scope="module")
+def seed_library(tmp_path_factory):
+    """A library made by the core: four smooth synthetic dances (>= 400 frames at 30 fps) in three genres."""
+    from core_models.library import Library
+    from motion_fixture import make_dance
+
+    path = tmp_path_factory.mktemp("library") / "lib"
+    lib = Library.create(path)
+    for name, (genre, subgenre, frames, seed) in LIBRARY_CLIPS.items():
+        lib.add(name, genre, subgenre, joints=make_dance(frames, seed=seed)[3], source="synthetic", licence="CC0-1.0")
+    return path
+
+
+@pytest.fixture(scope="module")
+def retrieval_weight_set(tmp_path_factory):
+    """A tiny random compact-family weight set with a RetrievalNet."""
+    from generation_fixture import write_tiny_compact_weight_set
+
+    return write_tiny_compact_weight_set(tmp_path_factory.mktemp("weights_rag") / "compact_rag", retrieval=True)
+
+
+def _clear_library_state(settings):
+    for prop in LIBRARY_COLLECTIONS:
+        getattr(settings, prop).clear()
+    for prop in LIBRARY_SCALARS:
+        settings.property_unset(prop)
+
+
+@pytest.fixture
+def library(scene, seed_library, tmp_path):
+    """A fresh copy of the library, chosen in the preferences (which lists it in the scene)."""
+    import shutil
+
+    path = tmp_path / "lib"
+    shutil.copytree(seed_library, path)
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    _clear_library_state(scene.choreo)
+    prefs.library_path = str(path)
+    yield path
+    prefs.library_path = ""
+    _clear_library_state(scene.choreo)
+
+
+@pytest.fixture
+def rag_prefs(ext, retrieval_weight_set):
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.weights_path, prefs.device = str(retrieval_weight_set), "cpu"
+    yield prefs
+    prefs.weights_path, prefs.device = "", "auto"
+
+
+def _listed(settings):
+    return [item.name for item in settings.library_clips]
+
+
+def _select(settings, name):
+    settings.library_index = _listed(settings).index(name)
+
+
+def _on_disk(path):
+    """What a library folder holds: its index and its clip files (contents included)."""
+    return (path / "library.json").read_bytes(), {f.name: f.read_bytes() for f in (path / "clips").iterdir()}
+
+
+def test_library_section_lists_and_filters_clips(scene, library, tmp_path):
+    settings = scene.choreo
+    assert _listed(settings) == ["Ballet four", "Pop three", "Pop two", "Salsa one"]    # listed on choosing it
+    settings.library_clips.clear()
+    assert bpy.ops.choreo.library_refresh() == {"FINISHED"}
+    assert _listed(settings) == ["Ballet four", "Pop three", "Pop two", "Salsa one"]
+    assert "4 clips" in settings.last_report and settings.library_shown == str(library)
+    pop = settings.library_clips["Pop two"]
+    # 450 frames of joints give 449 frames of features (velocities need two frames)
+    assert (pop.genre, pop.subgenre, pop.frames, pop.licence) == ("Popular", "HipHop", 449, "CC0-1.0")
+    assert pop.duration == pytest.approx(449 / 30)
+    _select(settings, "Pop two")
+    settings.library_genre = "Popular"                 # the list follows the filters
+    assert _listed(settings) == ["Pop three", "Pop two"] and settings.library_clips[settings.library_index].name == "Pop two"
+    settings.library_text = "thr"
+    assert _listed(settings) == ["Pop three"]
+    settings.library_genre, settings.library_text = "Latin", ""
+    assert _listed(settings) == ["Salsa one"]
+    settings.library_genre = "Folk"
+    assert _listed(settings) == []
+    settings.library_genre = "ALL"
+    assert len(settings.library_clips) == 4
+
+    # the section draws every state: the list, its buttons, pins
+    panels = sys.modules[MODULE].addon.panels
+    log = _draw(panels.CHOREO_PT_library)
+    assert ("template_list", ("CHOREO_UL_library_clips", "", settings, "library_clips", settings, "library_index"),
+            {"rows": 4}) in log
+    assert {("operator", f"choreo.library_{op}") for op in ("refresh", "preview", "pin", "remove")} <= _named(log)
+    assert {("prop", "library_genre"), ("prop", "library_text")} <= _named(log)
+    row = []
+    sys.modules[MODULE].addon.library.CHOREO_UL_library_clips.draw_item(
+        None, bpy.context, _FakeLayout(row), settings, settings.library_clips["Pop two"], 0, settings, "library_index")
+    assert [kw["text"] for kind, _, kw in row if kind == "label"] == ["Pop two", "Popular / HipHop", "15.0 s", "CC0-1.0"]
+
+    # a folder that is not a library: the panel says so and offers to create one there
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    empty = tmp_path / "new_library"
+    prefs.library_path = str(empty)
+    assert _listed(settings) == []
+    with pytest.raises(RuntimeError, match="not found"):
+        bpy.ops.choreo.library_refresh()
+    log = _draw(panels.CHOREO_PT_library)
+    assert ("operator", "choreo.library_create") in log and ("operator", "choreo.library_preview") not in log
+    assert bpy.ops.choreo.library_create() == {"FINISHED"}
+    assert (empty / "library.json").is_file() and settings.library_shown == str(empty) and _listed(settings) == []
+    with pytest.raises(RuntimeError, match="already holds a library"):
+        bpy.ops.choreo.library_create()
+    # a damaged index: the panel shows the problem with a Repair button, which rebuilds it from the clip files
+    prefs.library_path = str(library)
+    (library / "library.json").write_text("{ half written")
+    with pytest.raises(RuntimeError, match="damaged"):
+        bpy.ops.choreo.library_refresh()
+    assert ("operator", "choreo.library_repair") in _draw(panels.CHOREO_PT_library)
+    assert bpy.ops.choreo.library_repair() == {"FINISHED"}
+    assert _listed(settings) == ["Ballet four", "Pop three", "Pop two", "Salsa one"] and not settings.library_status
+
+
+def test_preview_plays_a_clip_on_a_new_keyed_dancer(scene, library):
+    from core_models.library import Library
+
+    settings = scene.choreo
+    scene.render.fps = 24                              # the 30 fps clip is resampled to the scene
+    settings.start_frame = 5
+    _select(settings, "Pop two")
+    before = set(bpy.data.objects)
+    assert bpy.ops.choreo.library_preview() == {"FINISHED"}
+    dancer = _new_dancer(before)
+    assert dancer.name == "Preview Pop two" and dancer.choreo.is_dancer and dancer["choreo_library_clip"] == "Pop two"
+    assert dancer.animation_data.action.name == "Preview Pop two"
+    frames = _key_frames(dancer)
+    assert np.array_equal(frames, np.arange(5, 5 + 359))       # 449 frames at 30 fps = 359 at 24 fps
+    assert scene.frame_end == 5 + 359 - 1
+    clip = Library(library).joints("Pop two")
+    assert np.abs(_world_body_joints(dancer, 5) - clip[0]).max() < 2e-3     # the clip's own pose
+    assert np.abs(_world_body_joints(dancer, 5 + 200) - clip[250]).max() < 2e-3
+    assert "Previewing 'Pop two'" in settings.last_report
+
+    # by name, and bad input writes nothing
+    assert bpy.ops.choreo.library_preview(clip="Salsa one") == {"FINISHED"}
+    assert "Preview Salsa one" in bpy.data.objects
+    state = _scene_state(scene)
+    with pytest.raises(RuntimeError, match="no clip named 'Nope'"):
+        bpy.ops.choreo.library_preview(clip="Nope")
+    settings.library_genre = "Folk"                    # nothing listed, nothing selected
+    with pytest.raises(RuntimeError, match="No clip selected"):
+        bpy.ops.choreo.library_preview()
+    assert _scene_state(scene) == state
+
+
+def test_add_selected_action_grows_the_library_on_disk(scene, library, tmp_path):
+    from core_models.library import Library
+
+    settings = scene.choreo
+    assert bpy.ops.choreo.library_preview(clip="Pop two") == {"FINISHED"}    # the active dancer
+    settings.library_new_name, settings.library_new_genre = "My pop", "Popular"
+    settings.library_new_subgenre, settings.library_new_licence = "House", "CC-BY-4.0"
+    before_index, before_clips = _on_disk(library)
+    assert bpy.ops.choreo.library_add_action() == {"FINISHED"}
+    fresh = Library(library)                           # what another process sees
+    info = fresh.info("My pop")
+    assert (info.genre, info.subgenre, info.licence, info.frames) == ("Popular", "House", "CC-BY-4.0", 449 - 1)
+    assert "Preview Pop two" in info.source
+    assert [c["name"] for c in json.loads((library / "library.json").read_text())["clips"]] == \
+        ["Ballet four", "My pop", "Pop three", "Pop two", "Salsa one"]
+    index, clips = _on_disk(library)
+    assert set(clips) - set(before_clips) == {Path(info.file).name}
+    assert all(clips[name] == data for name, data in before_clips.items())          # the others untouched
+    # the keys read back (and FK) give the clip's motion again
+    assert np.abs(fresh.joints("My pop") - fresh.joints("Pop two")[:448]).max() < 5e-3
+    assert "My pop" in _listed(settings) and settings.library_clips[settings.library_index].name == "My pop"
+    assert "Added 'My pop'" in settings.last_report
+
+    # errors leave the library as it was
+    state = _on_disk(library)
+    bpy.ops.choreo.add_dancer()                                                  # a dancer without an action
+    dancer_without_action = bpy.context.active_object
+    short = _write_synthetic_bvh(tmp_path / "short.bvh", frames=300)            # 10 s: shorter than a window
+    cases = [
+        (lambda: bpy.ops.choreo.library_add_action(), "has no action"),
+        (lambda: (bpy.ops.choreo.load_motion(filepath=str(short)), bpy.ops.choreo.library_add_action(clip_name="Short")),
+         "10.0 s long; a library clip must cover one reference window of 12.8 s"),
+        (lambda: _activate("Preview Pop two") and bpy.ops.choreo.library_add_action(), "already in the library"),
+        (lambda: bpy.ops.choreo.library_add_action(clip_name="New", genre="Polka"), "unknown genre 'Polka'"),
+        (lambda: bpy.ops.choreo.library_add_action(clip_name="New", genre="Latin", subgenre="Waltz"),
+         "unknown sub-genre 'Waltz'"),
+        (lambda: bpy.ops.choreo.library_add_action(clip_name="bad/name"), "is not allowed"),
+    ]
+    bpy.context.view_layer.objects.active = dancer_without_action
+    for call, message in cases:
+        with pytest.raises(RuntimeError, match=message):
+            call()
+        assert message.split(";")[0] in settings.last_report
+        assert _on_disk(library) == state
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.library_path = str(tmp_path / "nowhere")
+    with pytest.raises(RuntimeError, match="Library folder not found"):
+        bpy.ops.choreo.library_add_action(clip_name="Another")
+
+
+def _activate(name):
+    bpy.context.view_layer.objects.active = bpy.data.objects[name]
+    return True
+
+
+def test_add_an_imported_rigs_action_through_its_bone_map(scene, library, tmp_path):
+    from core_models.library import Library
+
+    bvh = _write_synthetic_bvh(tmp_path / "cmu_rig.bvh", frames=400, names=CMU_NAMES)
+    assert bpy.ops.choreo.import_mocap(filepath=str(bvh)) == {"FINISHED"}
+    rig = bpy.context.active_object
+    assert not rig.choreo.is_dancer
+    assert bpy.ops.choreo.library_add_action(clip_name="CMU rig", genre="Latin", subgenre="Rumba",
+                                             licence="own work") == {"FINISHED"}
+    fresh = Library(library)
+    info = fresh.info("CMU rig")
+    assert (info.genre, info.subgenre, info.licence, info.frames) == ("Latin", "Rumba", "own work", 399)
+    # as if the rig's canonical joints (30 fps) had been added by the core directly
+    from core_models.features import features_to_joints, joints_to_features
+
+    expected = features_to_joints(joints_to_features(load_body_clip(bvh).joints))
+    assert np.abs(fresh.joints("CMU rig") - expected).max() < 2e-3
+
+
+def _generation_references(obj):
+    info = obj.animation_data.action["choreo_generation"]
+    return info["reference_mode"], [list(window) for window in info["references"]]
+
+
+def test_pinning_changes_the_references_generate_uses(scene, library, rag_prefs, drum_track):
+    ext = sys.modules[MODULE]
+    settings = scene.choreo
+    settings.music_source, settings.music_file, settings.genre = "FILE", str(drum_track), "Popular"
+    summary = lambda: ext.addon.generate.reference_summary(bpy.context)
+    assert summary() == "Automatic references from the library"
+    before = set(bpy.data.objects)
+    assert bpy.ops.choreo.generate() == {"FINISHED"}
+    auto = _new_dancer(before)
+    mode, refs = _generation_references(auto)
+    assert mode == "auto" and len(refs) >= 1
+    assert {r.split("@")[0] for window in refs for r in window} == {"Pop two", "Pop three"}   # the genre's clips
+    assert "References (auto)" in settings.last_report
+
+    _select(settings, "Ballet four")
+    assert bpy.ops.choreo.library_pin() == {"FINISHED"}
+    assert bpy.ops.choreo.library_pin(clip="Salsa one") == {"FINISHED"}
+    assert [p.name for p in settings.library_pins] == ["Ballet four", "Salsa one"]
+    assert summary() == "Using 2 pinned references"
+    gen_log = _draw(ext.addon.panels.CHOREO_PT_generate, draw_weight_set=ext.addon.panels.CHOREO_PT_generate.draw_weight_set)
+    assert "Using 2 pinned references" in [kw.get("text") for kind, _, kw in (e for e in gen_log if len(e) == 3)]
+    lib_log = _draw(ext.addon.panels.CHOREO_PT_library)
+    assert lib_log.count(("operator", "choreo.library_unpin")) == 2
+    with pytest.raises(RuntimeError, match="already pinned"):
+        bpy.ops.choreo.library_pin(clip="Salsa one")
+    with pytest.raises(RuntimeError, match="not in the library"):
+        bpy.ops.choreo.library_pin(clip="Nope")
+    assert bpy.ops.choreo.library_unpin(clip="Salsa one") == {"FINISHED"}
+    assert summary() == "Using 1 pinned reference"
+    before = set(bpy.data.objects)
+    assert bpy.ops.choreo.generate() == {"FINISHED"}
+    pinned = _new_dancer(before)
+    mode, pinned_refs = _generation_references(pinned)
+    assert mode == "pinned" and len(pinned_refs) == len(refs)
+    assert all(r.startswith("Ballet four@") for window in pinned_refs for r in window)
+    assert pinned_refs != refs and "References (pinned): Ballet four" in settings.last_report
+    assert pinned.animation_data.action["choreo_generation"]["library"] == str(library)
+
+    # a pinned clip that left the library, or pins without a library: a clear error, nothing added
+    settings.library_pins.add().name = "Gone"
+    state = _scene_state(scene)
+    with pytest.raises(RuntimeError, match="pinned clip.*'Gone'.*not in the library"):
+        bpy.ops.choreo.generate()
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.library_path = ""
+    with pytest.raises(RuntimeError, match="no reference library"):
+        bpy.ops.choreo.generate()
+    assert _scene_state(scene) == state
+    prefs.library_path = str(library)
+    # removing a clip (after the confirmation, which background mode skips) deletes it on disk and unpins it
+    _select(settings, "Ballet four")
+    assert bpy.ops.choreo.library_remove("INVOKE_DEFAULT") == {"FINISHED"}
+    from core_models.library import Library
+
+    assert "Ballet four" not in Library(library) and "Ballet four" not in _listed(settings)
+    assert [p.name for p in settings.library_pins] == ["Gone"]
+    assert bpy.ops.choreo.library_unpin(clip="Gone") == {"FINISHED"}
+    assert summary() == "Automatic references from the library"
+
+
+def test_retrieve_for_this_music_lists_scored_references_per_window(scene, library, rag_prefs, weight_set,
+                                                                      tmp_path, monkeypatch):
+    from generation_fixture import write_drum_track
+
+    ext = sys.modules[MODULE]
+    settings = scene.choreo
+    music = write_drum_track(tmp_path / "long.wav", 14.0)       # 420 frames: two 12.8 s windows, 6.4 s apart
+    settings.music_source, settings.music_file, settings.genre = "FILE", str(music), "Popular"
+    assert bpy.ops.choreo.library_retrieve() == {"FINISHED"}
+    results = settings.library_results
+    top_k = ext.addon.library.references_per_window()
+    assert {r.window for r in results} == {0, 1}
+    for window in (0, 1):
+        rows = [r for r in results if r.window == window]
+        scores = [r.score for r in rows]
+        assert len(rows) == min(top_k, 4)                  # Pop two and Pop three have two windows each
+        assert scores == sorted(scores, reverse=True) and all(-1.0 <= s <= 1.0 for s in scores)
+        assert {r.name for r in rows} == {"Pop two", "Pop three"}
+        assert all(r.music_s == pytest.approx(6.4 * window) for r in rows)
+        assert all(0 <= r.start_s <= settings.library_clips[r.name].duration - 12.8 + 1e-6 for r in rows)
+    assert "long.wav" in settings.library_results_info and "2 windows" in settings.library_results_info
+    log = _draw(ext.addon.panels.CHOREO_PT_library_retrieve)
+    assert ("operator", "choreo.library_retrieve") in log and any(e[0] == "template_list" for e in log)
+    row = []
+    ext.addon.library.CHOREO_UL_library_results.draw_item(None, bpy.context, _FakeLayout(row), settings, results[0],
+                                                          0, settings, "library_results_index")
+    assert ("operator", "choreo.library_pin") in row
+    assert f"{results[0].score:.3f}" in [kw.get("text") for kind, _, kw in (e for e in row if len(e) == 3)]
+
+    # the interactive path: retrieval in a worker thread, the list filled from the poll
+    jobs = ext.addon.jobs
+    threaded = jobs.run_job
+    monkeypatch.setattr(jobs, "run_job", lambda title, work, apply: threaded(title, work, apply, synchronous=False))
+    first = [(r.window, r.name, r.start_s, r.score) for r in results]
+    results.clear()
+    assert bpy.ops.choreo.library_retrieve() == {"FINISHED"} and jobs.is_running()
+    jobs._current.thread.join(60)
+    assert jobs._poll() is None and bpy.context.window_manager.choreo_job.error == ""
+    assert [(r.window, r.name, r.start_s, r.score) for r in results] == first      # the same ranking again
+    monkeypatch.undo()
+
+    # what retrieval cannot do is said before anything runs
+    settings.genre = "Folk"
+    with pytest.raises(RuntimeError, match="no Folk clips"):
+        bpy.ops.choreo.library_retrieve()
+    settings.genre = "Popular"
+    rag_prefs.weights_path = str(weight_set)                 # a weight set without a RetrievalNet
+    with pytest.raises(RuntimeError, match="has no RetrievalNet"):
+        bpy.ops.choreo.library_retrieve()
+    settings.music_file = str(tmp_path / "nope.wav")
+    with pytest.raises(RuntimeError, match="nope.wav"):
+        bpy.ops.choreo.library_retrieve()
+    assert len(results) == 2 * min(top_k, 4)               # the last results are kept
+
+
+def test_add_form_sub_genres_follow_the_genre(scene, library):
+    from core_models.library import TAXONOMY
+
+    settings = scene.choreo
+    items = lambda: [i[0] for i in sys.modules[MODULE].addon.properties._subgenre_items(settings, bpy.context)]
+    settings.library_new_genre = "Latin"
+    assert items() == ["NONE", *TAXONOMY["Latin"]]
+    settings.library_new_subgenre = "Samba"
+    assert settings.library_new_subgenre == "Samba"
+    settings.library_new_genre = "Folk"                   # another genre: back to none
+    assert settings.library_new_subgenre == "NONE" and items() == ["NONE", *TAXONOMY["Folk"]]
+    log = _draw(sys.modules[MODULE].addon.panels.CHOREO_PT_library_add)
+    assert {("prop", p) for p in ("library_new_name", "library_new_genre", "library_new_subgenre",
+                                  "library_new_licence")} | {("operator", "choreo.library_add_action")} <= _named(log)
 
 
 def test_disable_and_remove_leaves_nothing_behind(ext):

@@ -24,7 +24,7 @@ def ws(tmp_path_factory):
 
 
 def _dance_joints(frames=600, seed=0):
-    from conftest import make_dance
+    from motion_fixture import make_dance
 
     return make_dance(frames=frames, seed=seed)[3]
 
@@ -93,8 +93,9 @@ def test_round_trip_with_three_real_bvh_files(tmp_path, real_bvh, ws):
     assert all(a.score >= b.score for row in first for a, b in zip(row, row[1:]))
 
     provider = again.reference_provider(ws, "Latin", music)
-    cond, prefix, names = provider.for_window(1)
-    assert cond.shape == (384, 264) and prefix.shape == (20, 3) and len(names) == 4   # every Latin window
+    cond, prefix, refs = provider.for_window(1)
+    assert cond.shape == (384, 264) and prefix.shape == (20, 3) and len(refs) == 4    # every Latin window
+    assert [(r["name"], r["start"], r["score"]) for r in refs[:3]] == [(m.name, m.start, m.score) for m in first[1]]
     assert provider.references(1)[0].start == first[1][0].start
 
     again.remove("CMU salsa 61_07")
@@ -130,14 +131,16 @@ def test_pinned_references_change_what_generate_uses(tmp_path, ws):
                           references=["ref2"])
     finally:
         ws.generator.generate_window = original
-    assert all(n.startswith("ref2@") for n in pinned.references[0]["references"])
+    assert {r["name"] for r in pinned.references[0]["references"]} == {"ref2"}
     assert len(auto.references[0]["references"]) == 6       # two windows of each Folk clip
     assert len(seen) == 2 and (seen[0] - seen[1]).abs().max() > 0.1
     ref2 = [(lib.features("ref2")[s:s + 384] - ws.rag_mean) / ws.rag_std
-            for s in (int(n.split("@")[1].split()[0]) for n in pinned.references[0]["references"])]
+            for s in (r["start"] for r in pinned.references[0]["references"])]
     assert np.allclose(seen[1][0].numpy(), (2 / 3) * ref2[0] + (1 / 3) * ref2[1], atol=1e-4)
     none = generate(None, "Folk", weights=ws, music_feature_array=music, seed=1)
     assert "no reference library" in " ".join(none.notes)
+    empty = generate(None, "Ballet", weights=ws, music_feature_array=music, library=lib, seed=1)
+    assert "no Ballet clips" in " ".join(empty.notes) and empty.references[0]["references"] == []
 
 
 def test_missing_readonly_and_crashed_libraries(tmp_path):
@@ -230,7 +233,7 @@ def test_cli_library_commands(tmp_path):
     from core_models.io import write_bvh
     from core_models.io.bvh import bvh_from_rotations
     from core_models.skeleton import BODY_JOINT_NAMES
-    from conftest import make_dance
+    from motion_fixture import make_dance
 
     rot, root, skel, _ = make_dance(frames=450)
     write_bvh(tmp_path / "move.bvh", bvh_from_rotations(list(BODY_JOINT_NAMES), list(skel.parents), skel.offsets,
