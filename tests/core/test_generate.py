@@ -32,7 +32,7 @@ def official_generator_config():
                            code_dim=16, nb_code=8, bridge_heads=1, d_state=4, dt_rank=8)
 
 
-def write_official_release(root, tamper=None):
+def write_official_release(root, tamper=None, retrieval=None):
     """Tiny random checkpoints in the exact official file layouts and formats."""
     torch.manual_seed(0)
     (root / "AR/models/checkpoints").mkdir(parents=True)
@@ -48,7 +48,7 @@ def write_official_release(root, tamper=None):
     torch.save(state, root / "AR/output/exp_m2d_infinitedance/best_model_stage2.pt")
     (root / "AR/models/Llama3.2-1B").mkdir(parents=True)
     (root / "AR/models/Llama3.2-1B/config.json").write_text(json.dumps(HF_LLAMA))
-    ret = RetrievalNet(RetrievalConfig(latent=32, heads=4, ff=64, layers=2))
+    ret = RetrievalNet(retrieval or RetrievalConfig(latent=32, heads=4, ff=64, layers=2))
     (root / "AR/models/retrievalnet").mkdir(parents=True)
     torch.save({"epoch": 7, "global_step": 100, "state_dict": {f"model.{k}": v for k, v in ret.state_dict().items()},
                 "hyper_parameters": {"lr": 1e-4}},
@@ -340,3 +340,17 @@ def test_bf16_generation_on_cpu_matches_the_frame_count(compact_set):
     music = np.random.default_rng(5).normal(size=(200, 55)).astype(np.float32)
     res = generate(None, "Popular", weights=compact_set, music_feature_array=music, dtype="bf16", device="cpu")
     assert res.dtype == "bfloat16" and res.num_frames == 200 and np.isfinite(res.joints).all()
+
+
+def test_full_size_retrievalnet_converts_and_loads_strictly(tmp_path):
+    src = tmp_path / "src"
+    _, ret = write_official_release(src, retrieval=RetrievalConfig())           # the released sizes
+    assert sum(p.numel() for p in ret.parameters()) == 6_202_625
+    from core_models.weights import convert_official
+
+    ws = load_weight_set(convert_official(src, tmp_path / "set"), device="cpu")
+    assert ws.config["retrieval"] == RetrievalConfig().to_dict() | {"dropout": ws.config["retrieval"]["dropout"]}
+    x = torch.randn(2, 384, 264)
+    with torch.no_grad():
+        a, b = ws.retrieval.encode_motion(x), ret.eval().encode_motion(x)
+    assert torch.allclose(a, b, atol=1e-6) and torch.allclose(a.norm(dim=1), torch.ones(2), atol=1e-5)
