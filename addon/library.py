@@ -379,8 +379,8 @@ class CHOREO_OT_library_retrieve(bpy.types.Operator):
         scene_name = scene.name
 
         def work(progress, cancel):
-            from ..core_models.audio import load_audio, music_features_55
-            from ..core_models.library import FPS
+            from ..core_models.audio import load_audio
+            from ..core_models.pipeline import query_features
             from ..core_models.progress import check_cancel
             from ..core_models.weights import load_weight_set
 
@@ -390,11 +390,11 @@ class CHOREO_OT_library_retrieve(bpy.types.Operator):
             progress("music features", 0, 1)
             samples, sr = load_audio(span.path)
             cut = samples[int(round(span.start_s * sr)):None if span.end_s is None else int(round(span.end_s * sr))]
-            music55 = music_features_55(cut, sr, fps=FPS)
+            query = query_features(ws, cut, sr)
             library.prepare(ws, pool, progress, cancel)      # embeddings of new clips, cached in the library
             check_cancel(cancel)
             progress("retrieval", 0, 1)
-            return library.retrieve(ws, music55, genre, top_k)
+            return library.retrieve(ws, query, genre, top_k)
 
         def apply(matches):
             from ..core_models.library import FPS, STRIDE

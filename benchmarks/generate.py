@@ -108,7 +108,7 @@ def pipeline_compact(seconds: float = 60.0) -> dict:
     tok, gen, ret = compact_configs()
     with tempfile.TemporaryDirectory() as tmp:
         ws = load_weight_set(random_weight_set(Path(tmp) / "compact", "compact", tok, gen, ret), device="cpu")
-        music = np.random.default_rng(0).normal(size=(int(seconds * 30), 55)).astype(np.float32)
+        music = np.random.default_rng(0).normal(size=(int(seconds * 30), 7)).astype(np.float32)
         res = generate(None, "Popular", weights=ws, music_feature_array=music, references=None)
     t = res.timings
     return {"seconds_of_music": seconds, "frames": res.num_frames, "generate_s": round(t["generate_s"], 3),

@@ -211,3 +211,94 @@ def muq_features(samples: np.ndarray, sr: int, model_dir: str | os.PathLike, dev
             piece = torch.from_numpy(np.asarray(y[start:start + chunk], np.float32))[None].to(device)
             parts.append(model(piece, output_hidden_states=True).last_hidden_state[0].float().cpu().numpy())
     return np.concatenate(parts, axis=0)
+
+
+# --- rhythm features (the compact family's music input) -------------------------------------------------
+RHYTHM_COLUMNS = ("onset", "onset_smooth", "beat", "beat_phase_sin", "beat_phase_cos", "tempo", "tempogram0")
+RHYTHM_DIM = len(RHYTHM_COLUMNS)
+
+
+def beat_phase(beats: np.ndarray, frames: int) -> np.ndarray:
+    """Phase in [0, 1) of every frame within its beat interval (0 on a beat); before the first and after
+    the last beat the median beat period is extrapolated. No beats: zeros."""
+    beats = np.unique(np.asarray(beats, dtype=np.float64))
+    if beats.size == 0:
+        return np.zeros(frames)
+    period = float(np.median(np.diff(beats))) if beats.size > 1 else 15.0
+    grid = np.concatenate([[beats[0] - period * np.ceil(beats[0] / period + 1)], beats,
+                           [beats[-1] + period * np.ceil((frames - beats[-1]) / period + 1)]])
+    t = np.arange(frames, dtype=np.float64)
+    k = np.clip(np.searchsorted(grid, t, side="right") - 1, 0, grid.size - 2)
+    return np.mod((t - grid[k]) / (grid[k + 1] - grid[k]), 1.0)
+
+
+def rhythm_features(samples: np.ndarray, sr: int, fps: float = 30) -> np.ndarray:
+    """Timbre-free rhythm features at ``fps``, (T, 7): onset strength (scaled by the song's 95th percentile),
+    the same smoothed over 5 frames, the beat one-hot, sin and cos of the beat phase, the tempo (bpm / 120)
+    and tempogram bin 0 (scaled like the onset).
+
+    They describe when and how strongly the music pulses, not what it sounds like, so a model trained on
+    synthesised accompaniment transfers to real recordings (MFCCs and chroma would not).
+    """
+    return rhythm_from_music55(music_features_55(samples, sr, fps), fps)
+
+
+def rhythm_from_music55(feats55: np.ndarray, fps: float = 30) -> np.ndarray:
+    """The rhythm features from the 55-d features' onset, beat and tempogram columns."""
+    from scipy.ndimage import uniform_filter1d
+
+    onset = feats55[:, MUSIC55_COLUMNS["onset"]].astype(np.float64)
+    scale = max(float(np.percentile(onset, 95)), 1e-6)
+    onset = np.clip(onset / scale, 0.0, 3.0)
+    beats = np.flatnonzero(feats55[:, MUSIC55_COLUMNS["beat"]] > 0)
+    phase = beat_phase(beats, feats55.shape[0])
+    tempo = 60.0 * fps / float(np.median(np.diff(beats))) if beats.size > 1 else 0.0
+    tempogram = feats55[:, MUSIC55_COLUMNS["tempogram0"]].astype(np.float64)
+    tempogram = np.clip(tempogram / max(float(np.percentile(tempogram, 95)), 1e-6), 0.0, 3.0)
+    out = np.stack([onset, uniform_filter1d(onset, 5), (feats55[:, MUSIC55_COLUMNS["beat"]] > 0).astype(float),
+                    np.sin(2 * np.pi * phase), np.cos(2 * np.pi * phase), np.full_like(onset, tempo / 120.0),
+                    tempogram], axis=1)
+    return out.astype(np.float32)
+
+
+def synth_accompaniment(beat_frames: np.ndarray, frames: int, fps: float = 30, sr: int = 15360,
+                        seed: int = 0) -> np.ndarray:
+    """Drums and bass that follow given beats (motion-frame indices at ``fps``), ``frames / fps`` seconds.
+
+    Kick on every beat, snare on every second beat, closed hi-hats on the half beats, a bass note per beat
+    walking a minor-pentatonic pattern; small random variations of level and timbre per song (``seed``).
+    Used to give each training clip music whose pulse is the clip's own.
+    """
+    rng = np.random.default_rng(seed)
+    total = int(round(frames / fps * sr))
+    out = np.zeros(total)
+    beats = np.sort(np.asarray(beat_frames, dtype=np.float64)) / fps
+    t = np.arange(int(0.5 * sr)) / sr
+    kick_f = rng.uniform(45, 65)
+    kick = np.sin(2 * np.pi * (kick_f * t + 60 * (1 - np.exp(-t / 0.03)))) * np.exp(-t / 0.12)
+    noise = rng.standard_normal(t.size)
+    snare = (0.6 * noise + 0.4 * np.sin(2 * np.pi * 190 * t)) * np.exp(-t / 0.07)
+    hat = np.diff(noise, prepend=0.0) * np.exp(-t / 0.015) * 0.25
+    root = rng.uniform(41, 55)                           # bass root in Hz (E1-A1 region)
+    pattern = np.array([0, 3, 5, 7, 10, 7, 5, 3])       # minor pentatonic walk, semitones
+
+    def put(sample, start_s, gain):
+        i = int(round(start_s * sr))
+        if 0 <= i < total:
+            n = min(sample.size, total - i)
+            out[i:i + n] += gain * sample[:n]
+
+    for k, b in enumerate(beats):
+        put(kick, b, rng.uniform(0.7, 1.0))
+        if k % 2 == 1:
+            put(snare, b, rng.uniform(0.35, 0.55))
+        if k + 1 < beats.size:
+            put(hat, (b + beats[k + 1]) / 2, rng.uniform(0.2, 0.4))
+            length = beats[k + 1] - b
+        else:
+            length = 0.4
+        f = root * 2 ** (pattern[k % pattern.size] / 12)
+        tb = np.arange(int(max(length, 0.1) * 0.9 * sr)) / sr
+        put(np.sin(2 * np.pi * f * tb) * np.exp(-tb / 0.25) * np.minimum(1, tb / 0.005), b, 0.35)
+    peak = np.max(np.abs(out))
+    return (0.8 * out / peak if peak > 0 else out).astype(np.float32)

@@ -373,10 +373,11 @@ class Library:
 
     # ------------------------------------------------------------------------------- retrieval
 
-    def retrieve(self, ws, music55: np.ndarray, genre: str | None = None, top_k: int = 10,
+    def retrieve(self, ws, query: np.ndarray, genre: str | None = None, top_k: int = 10,
                  names: Sequence[str] | None = None) -> list[list["Match"]]:
-        """For each 384-frame query window of the music (stride 192) the ``top_k`` best reference windows of
-        ``genre`` (or of ``names``) by cosine similarity of RetrievalNet embeddings, best first."""
+        """For each 384-frame window of the music (stride 192) the ``top_k`` best reference windows of ``genre``
+        (or of ``names``) by cosine similarity of RetrievalNet embeddings, best first. ``query``: the music's
+        features for RetrievalNet (``pipeline.query_features``: 55-d official, rhythm compact) at 30 fps."""
         import torch
 
         from .retrieval import top_k as cosine_top_k
@@ -393,17 +394,17 @@ class Library:
             d = self.derived(ws, c.name)
             keys += [(c.name, int(s)) for s in d["starts"]]
             embs.append(d["embeddings"])
-        query = windows(np.asarray(music55, np.float32), WINDOW, STRIDE)
+        query = windows(np.asarray(query, np.float32), WINDOW, STRIDE)
         with torch.no_grad():
             q = ws.retrieval.encode_music(torch.as_tensor(query, dtype=torch.float32, device=ws.device))
         idx, scores = cosine_top_k(q.float().cpu().numpy(), np.concatenate(embs), top_k)
         return [[Match(*keys[j], float(s)) for j, s in zip(row, srow)] for row, srow in zip(idx, scores)]
 
-    def reference_provider(self, ws, genre: str, music55: np.ndarray, top_k: int = 10,
+    def reference_provider(self, ws, genre: str, query: np.ndarray, top_k: int = 10,
                            pinned: Sequence[str] | None = None) -> "LibraryReferences":
         """What ``pipeline.generate`` asks for: references per window, retrieved from this library (among
         the clips of ``genre``, or among the ``pinned`` clips whatever their genre)."""
-        return LibraryReferences(self, ws, self.retrieve(ws, music55, None if pinned else genre, top_k, pinned))
+        return LibraryReferences(self, ws, self.retrieve(ws, query, None if pinned else genre, top_k, pinned))
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """``generate``: music in, a keyed SMPL-X dance out (orchestration with progress and cancel).
 
-Steps: decode the music and cut the requested span; music features of the weight set's family (librosa
-55-d at 30 fps for the compact family, MuQ at 25 Hz for the official one); plan the windows; for each
+Steps: decode the music and cut the requested span; music features of the weight set's family (rhythm
+features at 30 fps for the compact family, MuQ at 25 Hz for the official one); plan the windows; for each
 window build the retrieval condition and prefix, sample tokens with ChoreoLLaMA; decode the tokens with
 the RVQ-VAE; recover the 22 joints from the 264-d features; solve IK for SMPL-X rotations. Everything that
 leaves this module is numpy.
@@ -155,16 +155,29 @@ def _cut(samples: np.ndarray, sr: int, start_s: float, end_s: float | None):
     return samples[int(round(start_s * sr)):int(round(end_s * sr))], start_s, end_s
 
 
-def raw_music_features(ws, samples: np.ndarray, sr: int, muq_dir=None, device="cpu") -> np.ndarray:
-    """Music features of the weight set's family at ``ws.music_fps`` (before any normalisation)."""
+def frontend_features(frontend: str, samples: np.ndarray, sr: int, muq_dir=None, device="cpu") -> np.ndarray:
+    """Music features by frontend name: "rhythm" (7-d, 30 fps), "music55" (55-d, 30 fps), "muq" (1024-d, 25 Hz)."""
     from . import audio
 
-    if ws.music_frontend == "music55":
-        return audio.music_features_55(samples, sr, fps=ws.music_fps)
+    if frontend == "rhythm":
+        return audio.rhythm_features(samples, sr, fps=MOTION_FPS)
+    if frontend == "music55":
+        return audio.music_features_55(samples, sr, fps=MOTION_FPS)
+    if frontend == "muq":
+        return audio.muq_features(samples, sr, muq_dir or os.environ.get("CHOREO_MUQ_DIR"), device=str(device))
+    raise GenerationError(f"unknown music frontend '{frontend}'")
+
+
+def raw_music_features(ws, samples: np.ndarray, sr: int, muq_dir=None, device="cpu") -> np.ndarray:
+    """The generator's music features for weight set ``ws`` (before any normalisation)."""
     if ws.music_frontend == "muq":
         muq_dir = muq_dir or os.environ.get("CHOREO_MUQ_DIR") or (ws.path / "muq")
-        return audio.muq_features(samples, sr, muq_dir, device=str(device))
-    raise GenerationError(f"unknown music frontend '{ws.music_frontend}' in weight set {ws.path}")
+    return frontend_features(ws.music_frontend, samples, sr, muq_dir, device)
+
+
+def query_features(ws, samples: np.ndarray, sr: int) -> np.ndarray:
+    """The music features RetrievalNet compares with the library (30 fps)."""
+    return frontend_features(ws.query_frontend, samples, sr)
 
 
 def normalise_music(ws, raw: np.ndarray) -> np.ndarray:
@@ -196,18 +209,16 @@ def features_to_motion(features: np.ndarray) -> tuple[np.ndarray, Motion, float]
     return joints, motion, fk_error
 
 
-def _music55_of(music, sample_rate, start_s, end_s) -> np.ndarray:
-    from .audio import music_features_55
-
+def _query_of(ws, music, sample_rate, start_s, end_s) -> np.ndarray:
     if music is None:
-        raise GenerationError("retrieval needs the music itself (55-d features); pass the audio, not only "
-                              "precomputed generator features")
+        raise GenerationError("retrieval needs the music itself; pass the audio, not only precomputed generator "
+                              "features")
     samples, sr = _music_samples(music, sample_rate)
     samples, _, _ = _cut(samples, sr, start_s, end_s)
-    return music_features_55(samples, sr, fps=MOTION_FPS)
+    return query_features(ws, samples, sr)
 
 
-def _reference_provider(ws, references, library, genre: str, music55, compute_music55, notes: list):
+def _reference_provider(ws, references, library, genre: str, query, compute_query, notes: list):
     """Per-window references: retrieved from the library ("auto"), pinned (clip names or Reference
     objects, best first) or none."""
     if references is None or (references == "auto" and library is None):
@@ -221,13 +232,13 @@ def _reference_provider(ws, references, library, genre: str, music55, compute_mu
         if not library.clips(genre):
             notes.append(f"the reference library has no {genre} clips: generated without references")
             return StaticReferences([], ws.rag_mean, ws.rag_std, ws.generator.cfg.cond_len)
-        return library.reference_provider(ws, genre, music55 if music55 is not None else compute_music55())
+        return library.reference_provider(ws, genre, query if query is not None else compute_query())
     refs = list(references)
     if refs and all(isinstance(r, str) for r in refs):       # pinned library clips
         if library is None:
             raise GenerationError("pinned references are library clip names: pass the library too")
         if ws.retrieval is not None:
-            return library.reference_provider(ws, genre, music55 if music55 is not None else compute_music55(),
+            return library.reference_provider(ws, genre, query if query is not None else compute_query(),
                                               pinned=refs)
         refs = [Reference(n, library.features(n), library.derived(ws, n)["tokens"], library.info(n).genre)
                 for n in refs]
@@ -286,7 +297,7 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
     # Music: the requested span, then features at the family's rate.
     t = time.perf_counter()
     progress("music features", 0, 1)
-    music55 = None                     # the 55-d features retrieval queries with (computed when needed)
+    query = None                       # the features retrieval queries with (computed when needed)
     if music_feature_array is not None:
         raw = np.asarray(music_feature_array, np.float32)
         duration = raw.shape[0] / cfg.music_fps
@@ -301,16 +312,16 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
         except ValueError as exc:          # silence, NaN: the audio module names the problem
             raise GenerationError(str(exc)) from exc
         duration = end_s - start_s
-    if ws.music_frontend == "music55":
-        music55 = raw
+    if ws.music_frontend == ws.query_frontend:
+        query = raw
     feats = normalise_music(ws, raw)
     timings["music_features_s"] = time.perf_counter() - t
     motion_frames = int(round(duration * MOTION_FPS))
     check_cancel(cancel)
 
     # References for each window.
-    provider = _reference_provider(ws, references, library, cfg.genres[style], music55,
-                                   lambda: _music55_of(music, sample_rate, start_s, end_s), notes)
+    provider = _reference_provider(ws, references, library, cfg.genres[style], query,
+                                   lambda: _query_of(ws, music, sample_rate, start_s, end_s), notes)
     timings["retrieval_s"] = time.perf_counter() - t - timings["music_features_s"]
     check_cancel(cancel)
 

@@ -34,9 +34,9 @@ from .tokenizer import RVQVAE, TokenizerConfig
 
 FORMAT = "choreo-weight-set"
 FAMILIES = {
-    # family: (music frontend, music feature size, music frames per second)
-    "official": ("muq", 1024, 25.0),
-    "compact": ("music55", 55, 30.0),
+    # family: (generator music frontend, its feature size, its frames per second, retrieval query frontend)
+    "official": ("muq", 1024, 25.0, "music55"),
+    "compact": ("rhythm", 7, 30.0, "rhythm"),
 }
 FILES = {"tokenizer": "tokenizer.safetensors", "generator": "generator.safetensors",
          "retrieval": "retrieval.safetensors", "stats": "stats.safetensors"}
@@ -325,7 +325,8 @@ def convert_official(src, dest, bridge_heads: int | None = None) -> Path:
 
     config = {
         "family": "official", "name": "InfiniteDance (official release)",
-        "music_frontend": FAMILIES["official"][0], "motion_fps": 30.0,
+        "music_frontend": FAMILIES["official"][0], "retrieval_frontend": FAMILIES["official"][3],
+        "motion_fps": 30.0,
         "licence": OFFICIAL_LICENCE, "source": f"converted from the official release files in {src}",
         "training_data": "InfiniteDance corpus (InfiniteDance, AIST++, FineDance, Motorica); see the release",
         "tokenizer": tok_cfg.to_dict(), "generator": gen_cfg.to_dict(),
@@ -377,6 +378,11 @@ class WeightSet:
     @property
     def music_fps(self) -> float:
         return self.generator.cfg.music_fps
+
+    @property
+    def query_frontend(self) -> str:
+        """Music features that RetrievalNet's music encoder reads (30 fps)."""
+        return self.config.get("retrieval_frontend") or FAMILIES[self.family][3]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -459,7 +465,7 @@ def load_weight_set(folder, device="auto", dtype=None, verify: bool = True) -> W
         if problems:
             raise WeightSetError(f"weight set '{folder}' failed verification: {'; '.join(problems[:3])}. Download or "
                                  "convert it again")
-    frontend, music_dim, music_fps = FAMILIES[config["family"]]
+    frontend, music_dim, music_fps, _ = FAMILIES[config["family"]]
     gen_cfg = GeneratorConfig.from_dict(config["generator"])
     if config.get("music_frontend") != frontend or gen_cfg.music_dim != music_dim:
         raise WeightSetError(f"weight set '{folder}' says family '{config['family']}' but its generator expects "
@@ -503,17 +509,18 @@ def load_weight_set(folder, device="auto", dtype=None, verify: bool = True) -> W
 def compact_configs() -> tuple[TokenizerConfig, GeneratorConfig, RetrievalConfig]:
     """Sizes of the compact family: small enough to ship (tens of MB) and to sample on a laptop CPU.
 
-    Music is librosa's 55-d features at 30 fps, so a 288-token window (12.8 s) sees 384 music frames.
+    Music is the 7 rhythm features of ``audio.rhythm_features`` at 30 fps (onset, beat, beat phase, tempo:
+    they transfer from synthesised to real music), so a 288-token window (12.8 s) sees 384 music frames.
     The token vocabulary holds only the dance ids (no music placeholders or specials).
     """
     tokenizer = TokenizerConfig(nb_code=512, code_dim=256, output_emb_width=256, width=192, depth=3,
                                 dilation_growth_rate=3, rot_decoder=False)
     llama = LlamaConfig(dim=256, n_layers=4, n_heads=4, n_kv_heads=2, head_dim=64, intermediate=768,
                         vocab_size=512 * 3, rope_theta=10000.0, rope_scaling=None)
-    generator = GeneratorConfig(llama=llama, music_dim=55, music_fps=30.0, music_len=384, dance_len=288,
+    generator = GeneratorConfig(llama=llama, music_dim=7, music_fps=30.0, music_len=384, dance_len=288,
                                 style_dim=32, cond_len=384, code_dim=256, nb_code=512, dance_token_start=0,
-                                bridge_heads=4, n_bins=2, d_state=16, d_conv=4, expand=2, dt_rank=16)
-    retrieval = RetrievalConfig(latent=128, heads=4, ff=512, layers=3, dropout=0.1)
+                                bridge_heads=4, n_bins=2, d_state=8, d_conv=4, expand=1, dt_rank=16)
+    retrieval = RetrievalConfig(music_dim=7, latent=128, heads=4, ff=512, layers=3, dropout=0.1)
     return tokenizer, generator, retrieval
 
 
@@ -521,7 +528,7 @@ def random_weight_set(dest, family: str = "compact", tokenizer: TokenizerConfig 
                       generator: GeneratorConfig | None = None, retrieval: RetrievalConfig | None = None,
                       seed: int = 0, name: str = "random") -> Path:
     """A weight set of randomly initialised models (tests, speed benchmarks, the start of training)."""
-    frontend, music_dim, music_fps = FAMILIES[family]
+    frontend, music_dim, music_fps, query = FAMILIES[family]
     tokenizer = tokenizer or TokenizerConfig()
     generator = generator or GeneratorConfig(music_dim=music_dim, music_fps=music_fps)
     torch.manual_seed(seed)
@@ -534,7 +541,8 @@ def random_weight_set(dest, family: str = "compact", tokenizer: TokenizerConfig 
     rng = np.random.default_rng(seed)
     stats = {"mean": rng.normal(0, 0.1, tokenizer.input_dim), "std": rng.uniform(0.5, 1.5, tokenizer.input_dim)}
     stats.update(rag_mean=stats["mean"], rag_std=stats["std"])
-    config = {"family": family, "name": name, "music_frontend": frontend, "motion_fps": 30.0,
+    config = {"family": family, "name": name, "music_frontend": frontend, "retrieval_frontend": query,
+              "motion_fps": 30.0,
               "licence": "GPL-3.0-or-later (random weights, no training data)", "source": "random initialisation",
               "training_data": "none", "tokenizer": tokenizer.to_dict(), "generator": generator.to_dict(),
               "retrieval": retrieval.to_dict() if retrieval else None}

@@ -15,10 +15,10 @@ def write_tiny_compact_weight_set(dest: Path, seed: int = 1, retrieval: bool = F
 
     tok = TokenizerConfig(nb_code=8, code_dim=16, output_emb_width=16, width=32, depth=2, dilation_growth_rate=3)
     gen = GeneratorConfig(llama=LlamaConfig(dim=48, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=12,
-                                            intermediate=96, vocab_size=24), music_dim=55, music_fps=30.0,
+                                            intermediate=96, vocab_size=24), music_dim=7, music_fps=30.0,
                           music_len=384, code_dim=16, nb_code=8, dance_token_start=0, bridge_heads=2, d_state=4,
                           dt_rank=4)
-    ret = RetrievalConfig(latent=32, heads=4, ff=64, layers=2) if retrieval else None
+    ret = RetrievalConfig(music_dim=7, latent=32, heads=4, ff=64, layers=2) if retrieval else None
     return random_weight_set(dest, "compact", tok, gen, ret, seed=seed)
 
 

@@ -206,7 +206,7 @@ def test_compact_family_generates_from_an_audio_file(compact_set, drum_track):
 def test_pinned_references_reach_the_generator(compact_set):
     ws = load_weight_set(compact_set, device="cpu")
     rng = np.random.default_rng(3)
-    music = rng.normal(size=(300, 55)).astype(np.float32)
+    music = rng.normal(size=(300, 7)).astype(np.float32)
     refs = [Reference("a", rng.normal(size=(400, 264)), tokens=rng.integers(0, 8, (100, 3))),
             Reference("b", rng.normal(size=(200, 264)))]
     none = generate(None, "Folk", weights=ws, music_feature_array=music, references=None, seed=5)
@@ -224,7 +224,7 @@ def test_pinned_references_reach_the_generator(compact_set):
 
 def test_bad_input_is_rejected_clearly(compact_set, drum_track, tmp_path):
     ws = load_weight_set(compact_set, device="cpu")
-    music = np.random.default_rng(0).normal(size=(200, 55)).astype(np.float32)
+    music = np.random.default_rng(0).normal(size=(200, 7)).astype(np.float32)
     with pytest.raises(GenerationError, match="unknown genre 'Polka'.*Ballet, Popular"):
         generate(None, "Polka", weights=ws, music_feature_array=music)
     silent = tmp_path / "silence.wav"
@@ -329,7 +329,7 @@ def test_twenty_minute_song_keeps_memory_bounded(compact_set):
         return setup(batch, max_seq, **kw)
 
     ws.generator.llama.setup_cache = recording_setup
-    music = np.random.default_rng(4).normal(size=(20 * 60 * 30, 55)).astype(np.float32)
+    music = np.random.default_rng(4).normal(size=(20 * 60 * 30, 7)).astype(np.float32)
     res = generate(None, "Ballet", weights=ws, music_feature_array=music, references=None,
                    sampling=None, top_k=4)
     assert res.num_frames == 36000 and np.isfinite(res.joints).all()
@@ -337,7 +337,7 @@ def test_twenty_minute_song_keeps_memory_bounded(compact_set):
 
 
 def test_bf16_generation_on_cpu_matches_the_frame_count(compact_set):
-    music = np.random.default_rng(5).normal(size=(200, 55)).astype(np.float32)
+    music = np.random.default_rng(5).normal(size=(200, 7)).astype(np.float32)
     res = generate(None, "Popular", weights=compact_set, music_feature_array=music, dtype="bf16", device="cpu")
     assert res.dtype == "bfloat16" and res.num_frames == 200 and np.isfinite(res.joints).all()
 

@@ -85,7 +85,7 @@ def test_round_trip_with_three_real_bvh_files(tmp_path, real_bvh, ws):
     assert np.allclose(np.linalg.norm(d["embeddings"], axis=1), 1, atol=1e-5)
     assert len(list((tmp_path / "lib" / "derived").rglob("*.npz"))) == 1
 
-    music = np.random.default_rng(0).normal(size=(700, 55)).astype(np.float32)
+    music = np.random.default_rng(0).normal(size=(700, 7)).astype(np.float32)
     first = again.retrieve(ws, music, "Latin", top_k=3)
     second = again.retrieve(ws, music, "Latin", top_k=3)
     assert len(first) == 3 and first == second                       # 700 frames: windows at 0, 192, 384
@@ -107,7 +107,7 @@ def test_rag_condition_weights_sum_to_one(tmp_path, ws):
     clips = {f"clip{i}": _dance_joints(500, seed=i) for i in range(4)}
     for name, joints in clips.items():
         lib.add(name, "Modern", joints=joints)
-    music = np.random.default_rng(1).normal(size=(400, 55)).astype(np.float32)
+    music = np.random.default_rng(1).normal(size=(400, 7)).astype(np.float32)
     provider = lib.reference_provider(ws, "Modern", music, top_k=4)
     refs = provider.references(0)
     cond, _, _ = provider.for_window(0)
@@ -120,7 +120,7 @@ def test_pinned_references_change_what_generate_uses(tmp_path, ws):
     lib = Library.create(tmp_path / "lib")
     for i in range(3):
         lib.add(f"ref{i}", "Folk", "Dai", joints=_dance_joints(450, seed=10 + i))
-    music = np.random.default_rng(2).normal(size=(300, 55)).astype(np.float32)
+    music = np.random.default_rng(2).normal(size=(300, 7)).astype(np.float32)
     seen = []                                     # the condition the generator actually receives
     original = ws.generator.generate_window
     ws.generator.generate_window = lambda music, style, cond, *a, **k: (seen.append(cond.clone()),
