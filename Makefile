@@ -11,7 +11,7 @@ BPY_LTS := bpy==4.5.15
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[test,blender]'
+	$(PY) -m pip install --quiet -e '.[test,blender,demo]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -40,10 +40,10 @@ extension: $(STAMP)
 	$(PY) -c "import bpy; from bl_pkg import bl_extension_cli as c; import sys; \
 sys.exit(c.cli_extension_handler(['build', '--source-dir', '.', '--output-dir', 'dist']) or 0)"
 
-# Until the generator lands, the demo runs the motion core end to end on a clip it synthesises
-# (or on CLIP=path/to/file.bvh): summary, features round trip and clean-mocap metrics.
+# The demo: music synthesised in code (or MUSIC=path), a dance generated with the shipped compact weights in
+# the installed extension, feet cleaned, demo_output/demo.blend, a preview video and demo_report.json.
 demo: $(STAMP)
-	$(PY) -m core_models demo $(if $(CLIP),--clip $(CLIP),)
+	$(PY) addon/demo.py demo_output $(if $(MUSIC),--music $(MUSIC),)
 
 bench: $(STAMP)
 	$(PY) benchmarks/motion_core.py

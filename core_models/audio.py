@@ -225,8 +225,9 @@ def beat_phase(beats: np.ndarray, frames: int) -> np.ndarray:
     if beats.size == 0:
         return np.zeros(frames)
     period = float(np.median(np.diff(beats))) if beats.size > 1 else 15.0
-    grid = np.concatenate([[beats[0] - period * np.ceil(beats[0] / period + 1)], beats,
-                           [beats[-1] + period * np.ceil((frames - beats[-1]) / period + 1)]])
+    before = beats[0] - period * np.arange(int(np.ceil(beats[0] / period)) + 1, 0, -1)
+    after = beats[-1] + period * np.arange(1, int(np.ceil((frames - beats[-1]) / period)) + 2)
+    grid = np.concatenate([before, beats, after])
     t = np.arange(frames, dtype=np.float64)
     k = np.clip(np.searchsorted(grid, t, side="right") - 1, 0, grid.size - 2)
     return np.mod((t - grid[k]) / (grid[k + 1] - grid[k]), 1.0)

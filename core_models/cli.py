@@ -279,6 +279,103 @@ def _cmd_library(args) -> int:
     return 0
 
 
+def _write_json_atomic(path: Path, data: dict) -> None:
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _canonical_body_bvh(joints: np.ndarray, fps: float):
+    """The 22 canonical body joints as a BVH clip (IK onto a skeleton fitted to the joints)."""
+    from .io.bvh import bvh_from_rotations
+    from .io.motion_file import body_motion_from_joints
+
+    body = body_motion_from_joints(joints, fps, source="fix-feet").body()
+    return bvh_from_rotations(list(body.skeleton.names), list(body.skeleton.parents), body.skeleton.offsets,
+                              body.rotations, body.root_translation, 1.0 / fps)
+
+
+def _cmd_fix_feet(args) -> int:
+    """Foot fix of one motion file: the original rig's BVH with a corrected root and legs, and a report."""
+    from .frdm import FootFixError, fix_feet
+    from .io import load_body_clip, read_bvh, write_bvh
+    from .io.rig_fix import RigFixError, apply_fix_to_bvh, upper_body_channels_identical
+    from .progress import Cancelled
+
+    src, out = Path(args.input), Path(args.out)
+    if out.suffix.lower() != ".bvh":
+        print(f"error: --out must be a .bvh file, got '{out}'", file=sys.stderr)
+        return 2
+    if not out.parent.is_dir():
+        print(f"error: the output folder '{out.parent}' does not exist", file=sys.stderr)
+        return 2
+    if out.exists() and src.exists() and out.resolve() == src.resolve():
+        print("error: --out is the input file; write the repaired motion to a new file (nothing was overwritten)",
+              file=sys.stderr)
+        return 2
+    report_path = Path(args.report) if args.report else None
+    if report_path is not None and not report_path.parent.is_dir():
+        print(f"error: the report folder '{report_path.parent}' does not exist", file=sys.stderr)
+        return 2
+    try:
+        overrides = json.loads(Path(args.contacts).read_text()) if args.contacts else None
+        mapping = json.loads(Path(args.mapping).read_text()) if args.mapping else None
+        clip = load_body_clip(src, overrides=mapping, unit=args.unit)
+        result = fix_feet(clip, method=args.method, mode=args.mode, overrides=overrides, strength=args.strength,
+                          weights=args.weights, device=args.device, steps=args.steps, seed=args.seed)
+        report = dict(result.report, input=str(src), output=str(out), rig_profile=clip.mapping.profile)
+        rig_notes: list[str] = []
+        if src.suffix.lower() == ".bvh":
+            original = read_bvh(src)
+            try:
+                fixed, rig_notes = apply_fix_to_bvh(original, clip, result.joints)
+                report["output_rig"] = "source"
+                report["upper_body_channels_identical"] = upper_body_channels_identical(original, fixed, clip)
+            except RigFixError as exc:
+                rig_notes = [f"{exc}; wrote the canonical 22-joint body instead"]
+                fixed = _canonical_body_bvh(result.joints, clip.fps)
+                report["output_rig"] = "canonical"
+        else:
+            rig_notes = ["the input is not a BVH rig; wrote the canonical 22-joint body"]
+            fixed = _canonical_body_bvh(result.joints, clip.fps)
+            report["output_rig"] = "canonical"
+        report["notes"] = list(result.notes) + rig_notes
+        write_bvh(out, fixed)
+        if report_path is not None:
+            _write_json_atomic(report_path, report)
+    except (ValueError, FileNotFoundError, RuntimeError, Cancelled, FootFixError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    b, a = report["fsr_before"], report["fsr_after"]
+    fsr = f"FSR {100 * b['mean']:.1f} % -> {100 * a['mean']:.1f} %" if b else "FSR n/a"
+    jit = (f", jitter {report['jitter_before']:.1f} -> {report['jitter_after']:.1f}"
+           if report["jitter_before"] is not None else "")
+    print(f"{out}: {report['frames']} frames fixed with {report['method']} ({report['mode']}); {fsr}{jit}; largest "
+          f"root move {100 * report['max_root_displacement_m']:.1f} cm, foot move "
+          f"{100 * report['max_foot_displacement_m']:.1f} cm; upper body changed by {report['upper_body_change_m']:g} m")
+    for note in report["notes"]:
+        print(f"  note: {note}")
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from .evaluate import main_eval
+
+    try:
+        return main_eval(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core_models", description="Choreo core tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -332,5 +429,30 @@ def main(argv=None) -> int:
     p.add_argument("--style-map", help="import-official: all_style_map.json")
     p.add_argument("--tokens", help="import-official: folder of the 3-layer token files")
     p.set_defaults(func=_cmd_library)
+    p = sub.add_parser("fix-feet", help="repair foot skating of a motion file (FRDM or IK lock)")
+    p.add_argument("input", help="BVH, AMASS .npz or official SMPL-X .pkl file")
+    p.add_argument("--out", required=True, help="output .bvh (the input's rig when it is a BVH)")
+    p.add_argument("--report", help="write the JSON report here")
+    p.add_argument("--method", choices=["frdm", "ik_lock"], default="frdm")
+    p.add_argument("--weights", help="FRDM weight-set folder (without it the IK lock is used, with a note)")
+    p.add_argument("--mode", choices=["auto", "grounding"], default="auto",
+                   help="auto: plant the feet; grounding: keep them on the floor but allow spins and slides")
+    p.add_argument("--strength", type=float, default=1.0, help="0 (unchanged) .. 1 (full repair)")
+    p.add_argument("--contacts", help='JSON list of overrides, e.g. [{"foot": "left", "start": 10, "end": 40, '
+                                      '"contact": true}] (frames at 30 fps, end exclusive)')
+    p.add_argument("--steps", type=int, default=10, help="FRDM sampling steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--unit", default="auto", help="source unit: auto, m, cm, mm, in or a scale factor")
+    p.add_argument("--mapping", help="JSON file of canonical->source bone names")
+    p.set_defaults(func=_cmd_fix_feet)
+    p = sub.add_parser("eval", help="BAS, FSR, jitter, Div and FID of a weight set on real music vs held-out mocap")
+    p.add_argument("--weights", required=True, help="weight-set folder")
+    p.add_argument("--music", nargs="*", help="music files (default: ../shared/data/music)")
+    p.add_argument("--seconds", type=float, default=30.0, help="seconds of each track")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--genre", default="Latin")
+    p.add_argument("--out", help="write the table as JSON here")
+    p.set_defaults(func=_cmd_eval)
     args = parser.parse_args(argv)
     return args.func(args)

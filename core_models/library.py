@@ -431,12 +431,12 @@ class LibraryReferences:
                           genre=self.library.info(m.name).genre, score=m.score, start=m.start) for m in row]
 
     def for_window(self, retrieval_index: int):
-        from .pipeline import StaticReferences
+        from .pipeline import StaticReferences, prefix_tokens
 
         if retrieval_index not in self._cache:
             cfg = self.ws.generator.cfg
             self._cache[retrieval_index] = StaticReferences(self.references(retrieval_index), self.ws.rag_mean,
-                                                            self.ws.rag_std, cfg.cond_len)
+                                                            self.ws.rag_std, cfg.cond_len, prefix_tokens(cfg.dance_len))
         return self._cache[retrieval_index].for_window(retrieval_index)
 
 

@@ -163,16 +163,20 @@ def foot_contacts(joints: np.ndarray, fps: float = 30, ankle_height: float = CON
     return contacts
 
 
-def foot_skating_ratio(joints: np.ndarray, fps: float = 30, definition: str = "choreo") -> dict[str, float]:
+def foot_skating_ratio(joints: np.ndarray, fps: float = 30, definition: str = "choreo",
+                       normalize: bool = True) -> dict[str, float]:
     """Foot skating ratio: ``{"left", "right", "mean"}`` as fractions in [0, 1].
 
     ``definition``: "choreo" (horizontal norm; default) or "lodge" (Lodge's code literally). See the
-    module docstring for both rules.
+    module docstring for both rules. ``normalize=False`` takes y = 0 as the floor instead of the frame-0
+    toe rule (to compare two versions of a clip against one ground).
     """
     if definition not in ("choreo", "lodge"):
         raise ValueError(f"FSR definition must be 'choreo' or 'lodge'; got '{definition}'")
     fps = _check_fps(fps)
-    joints = normalize_ground(_check_joints(joints, 2, "foot_skating_ratio"))
+    joints = _check_joints(joints, 2, "foot_skating_ratio")
+    if normalize:
+        joints = normalize_ground(joints)
     contacts = foot_contacts(joints, fps, normalize=False)
     threshold = SKATING_THRESHOLD * REFERENCE_FPS / fps
     step = joints[1:, :, _HORIZONTAL] - joints[:-1, :, _HORIZONTAL]      # (T-1, J, 2)

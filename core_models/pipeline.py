@@ -29,6 +29,11 @@ WINDOW_MODES = ("full", "official")
 PREFIX_TOKENS = 60               # release: 60 tokens (20 latents) of context per window
 
 
+def prefix_tokens(dance_len: int, q: int = 3) -> int:
+    """Context carried into each window: the release's 60 tokens, at most a third of a shorter window."""
+    return min(PREFIX_TOKENS, dance_len // 3 // q * q)
+
+
 class GenerationError(ValueError):
     """Input that cannot be generated from; the message says what to change."""
 
@@ -87,10 +92,11 @@ def reference_prefix(ref: Reference, tokens: int = PREFIX_TOKENS, frames_per_lat
 class StaticReferences:
     """The same references for every window (pinned by the user, or none)."""
 
-    def __init__(self, references: Sequence[Reference], rag_mean, rag_std, cond_len: int):
+    def __init__(self, references: Sequence[Reference], rag_mean, rag_std, cond_len: int,
+                 prefix_len: int = PREFIX_TOKENS):
         self.references = list(references)
         self.cond = rag_condition(self.references, rag_mean, rag_std, cond_len)
-        self.prefix = reference_prefix(self.references[0]) if self.references else None
+        self.prefix = reference_prefix(self.references[0], prefix_len) if self.references else None
 
     def for_window(self, retrieval_index: int):
         """(condition (cond_len, 264), prefix (n, Q) local ids or None, [{"name", "start", "score"}, ...])."""
@@ -242,7 +248,8 @@ def _reference_provider(ws, references, library, genre: str, query, compute_quer
                                               pinned=refs)
         refs = [Reference(n, library.features(n), library.derived(ws, n)["tokens"], library.info(n).genre)
                 for n in refs]
-    return StaticReferences(refs, ws.rag_mean, ws.rag_std, ws.generator.cfg.cond_len)
+    return StaticReferences(refs, ws.rag_mean, ws.rag_std, ws.generator.cfg.cond_len,
+                            prefix_tokens(ws.generator.cfg.dance_len))
 
 
 def _tile(x: np.ndarray, length: int) -> np.ndarray:
@@ -334,7 +341,7 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
                                               music_length=cfg.music_len)
     else:
         windows, total_tokens = full_plan(motion_frames, cfg.music_fps, feats.shape[0], first_prefix=first_len,
-                                          dance_length=cfg.dance_len, prefix=PREFIX_TOKENS,
+                                          dance_length=cfg.dance_len, prefix=prefix_tokens(cfg.dance_len, q),
                                           music_length=cfg.music_len)
     new_total = sum(w.new_tokens for w in windows)
 

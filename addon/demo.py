@@ -1,0 +1,217 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``make demo``: a dance generated end to end in the installed extension, saved and rendered headless.
+
+    python addon/demo.py OUT_DIR [--music FILE] [--seconds S] [--genre G]
+
+Run from a checkout, this file builds the extension with Blender's own builder, installs it into a
+temporary Blender user folder (as a user would from the zip) and then runs :func:`run_demo` from the
+installed copy: music (synthesised in code unless given), Generate with the compact weight set shipped
+inside the extension, Fix Feet, metrics, ``demo.blend`` (dancer + sound strip), a preview video of the
+dance (Workbench, rendered headless) and ``demo_report.json``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+DEMO_BPM = 118.0
+
+
+def _synth_music(path: Path, seconds: float) -> None:
+    """Drums and bass at 118 bpm with a short break every 8 bars (so the dance has phrases)."""
+    import numpy as np
+    import soundfile
+
+    from ..core_models.audio import synth_accompaniment
+
+    period = 30.0 * 60.0 / DEMO_BPM
+    beats = np.arange(8.0, seconds * 30.0, period)
+    beats = beats[(np.arange(beats.size) % 32) < 30]                 # a two-beat break each phrase
+    soundfile.write(path, synth_accompaniment(beats, int(seconds * 30), sr=44100, seed=7), 44100)
+
+
+def _stick_figure(obj, scene) -> list:
+    """A capsule per body bone (bone-parented) so the armature shows in a render."""
+    import bpy
+
+    body = bpy.data.materials.new("Choreo demo body")
+    body.diffuse_color = (0.85, 0.45, 0.2, 1.0)
+    made = []
+    for bone in obj.data.bones[:22]:
+        length = bone.length
+        bpy.ops.mesh.primitive_cylinder_add(vertices=10, radius=0.035 if "spine" not in bone.name else 0.06,
+                                            depth=max(length, 0.02))
+        part = bpy.context.active_object
+        part.name = f"demo_{bone.name}"
+        part.data.materials.append(body)
+        part.parent = obj
+        part.parent_type = "BONE"
+        part.parent_bone = bone.name
+        # Bone-parented children sit at the bone's tail: move back to the middle, along the bone (Y).
+        part.rotation_euler = (1.5707963, 0.0, 0.0)
+        part.location = (0.0, -length / 2, 0.0)
+        made.append(part)
+    bpy.ops.mesh.primitive_uv_sphere_add(radius=0.1)
+    head = bpy.context.active_object
+    head.name = "demo_head"
+    head.data.materials.append(body)
+    head.parent, head.parent_type, head.parent_bone = obj, "BONE", "head"
+    return made + [head]
+
+
+def _stage(scene, obj) -> None:
+    import bpy
+
+    bpy.ops.mesh.primitive_plane_add(size=12.0)
+    floor = bpy.context.active_object
+    floor.name = "demo_floor"
+    bpy.ops.object.camera_add(location=(0.0, -6.5, 1.6), rotation=(1.45, 0.0, 0.0))
+    cam = bpy.context.active_object
+    track = cam.constraints.new("TRACK_TO")           # keep the dancer in frame wherever it travels
+    track.target, track.subtarget = obj, "pelvis"
+    track.track_axis, track.up_axis = "TRACK_NEGATIVE_Z", "UP_Y"
+    scene.camera = cam
+    scene.render.engine = "BLENDER_WORKBENCH"
+    scene.display.shading.light = "STUDIO"
+    scene.display.shading.color_type = "MATERIAL"
+    scene.display.shading.show_shadows = True
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 480, 360, 100
+
+
+def _encode_video(frames_dir: Path, fps: float, music: Path, out: Path) -> str:
+    """PNG frames + the music -> H.264 MP4 with the bundled ffmpeg of imageio-ffmpeg (when installed)."""
+    import subprocess
+
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return "imageio-ffmpeg is not installed: the PNG frames are the preview"
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-framerate", f"{fps:g}",
+           "-i", str(frames_dir / "frame_%04d.png"), "-i", str(music), "-shortest", "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", "-c:a", "aac", str(out)]
+    subprocess.run(cmd, check=True)
+    return ""
+
+
+def run_demo(out_dir, music: str | None = None, seconds: float = 16.0, genre: str = "Latin") -> dict:
+    """Inside Blender with the extension enabled: generate, fix feet, save, render, report."""
+    import bpy
+    import numpy as np
+
+    from ..core_models import metrics
+    from ..core_models.audio import load_audio, music_beat_frames
+    from .armature import armature_skeleton
+    from .keyframes import read_motion
+    from .preferences import get_preferences
+
+    t0 = time.perf_counter()
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    music_path = Path(music).resolve() if music else out / "demo_music.wav"
+    if not music:
+        _synth_music(music_path, seconds)
+    package = Path(__file__).resolve().parents[1]
+    prefs = get_preferences(bpy.context)
+    prefs.weights_path = str(package / "core_models" / "assets" / "compact")
+    library = package / "core_models" / "assets" / "library"
+    if (library / "library.json").is_file():
+        prefs.library_path = str(library)
+    prefs.device = "cpu"
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 30, 1.0
+    settings = scene.choreo
+    settings.music_source, settings.music_file, settings.genre = "FILE", str(music_path), genre
+    settings.start_frame = 1
+    timings = {}
+    t = time.perf_counter()
+    if bpy.ops.choreo.generate() != {"FINISHED"}:
+        raise RuntimeError(f"Generate failed: {settings.last_report}")
+    timings["generate_s"] = time.perf_counter() - t
+    generate_report = settings.last_report
+    dancer = bpy.context.active_object
+    skeleton = armature_skeleton(dancer)
+    before = read_motion(dancer, skeleton, scene=scene).joints()[:, :22]
+    fix_report = "Fix Feet is not available in this build"
+    if hasattr(bpy.ops.choreo, "fix_feet"):
+        t = time.perf_counter()
+        if bpy.ops.choreo.fix_feet() != {"FINISHED"}:
+            raise RuntimeError(f"Fix Feet failed: {settings.last_report}")
+        timings["fix_feet_s"] = time.perf_counter() - t
+        fix_report = settings.last_report
+        dancer = bpy.context.active_object
+    after = read_motion(dancer, skeleton, scene=scene).joints()[:, :22]
+
+    samples, sr = load_audio(music_path)
+    beats = music_beat_frames(samples, sr)
+    report = {
+        "music": str(music_path), "seconds": round(len(samples) / sr, 2), "frames": int(after.shape[0]),
+        "genre": genre, "beat_align_score": round(metrics.beat_align_score(after, beats), 4),
+        "fsr_before_fix": round(metrics.foot_skating_ratio(before)["mean"], 4),
+        "fsr": round(metrics.foot_skating_ratio(after)["mean"], 4),
+        "jitter": round(float(metrics.jitter(after)), 3),
+        "generate_report": generate_report, "fix_feet_report": fix_report,
+    }
+
+    _stick_figure(dancer, scene)
+    _stage(scene, dancer)
+    blend = out / "demo.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True)
+    t = time.perf_counter()
+    frames_dir = out / "frames"
+    frames_dir.mkdir(exist_ok=True)
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.filepath = str(frames_dir / "frame_")
+    scene.frame_start, scene.frame_end = 1, int(after.shape[0])
+    bpy.ops.render.render(animation=True)
+    # Blender numbers frames from frame_start with 4 digits: frame_0001.png ...
+    note = _encode_video(frames_dir, 30.0, music_path, out / "demo_preview.mp4")
+    timings["render_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t0
+    report.update(blend=str(blend), video=str(out / "demo_preview.mp4") if not note else str(frames_dir),
+                  timings={k: round(v, 2) for k, v in timings.items()})
+    if note:
+        report["note"] = note
+    (out / "demo_report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def _bootstrap(argv) -> int:
+    """From a checkout: build + install the extension into a temporary Blender home, run the demo there."""
+    import argparse
+    import importlib
+    import tempfile
+
+    ap = argparse.ArgumentParser(prog="python addon/demo.py", description="Choreo end-to-end demo")
+    ap.add_argument("out", nargs="?", default="demo_output")
+    ap.add_argument("--music", default=None, help="music file (default: synthesised drums and bass)")
+    ap.add_argument("--seconds", type=float, default=16.0, help="length of the synthesised music")
+    ap.add_argument("--genre", default="Latin")
+    args = ap.parse_args(argv)
+    home = tempfile.mkdtemp(prefix="choreo-demo-blender-")
+    os.environ["BLENDER_USER_RESOURCES"] = home
+    os.environ["XDG_CACHE_HOME"] = os.path.join(home, "cache")
+    import bpy
+    from bl_pkg import bl_extension_cli
+
+    repo = Path(__file__).resolve().parents[1]
+    dist = Path(home) / "dist"
+    if bl_extension_cli.cli_extension_handler(["build", "--source-dir", str(repo), "--output-dir", str(dist)]):
+        print("error: building the extension failed", file=sys.stderr)
+        return 2
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    zip_path = next(dist.glob("choreo-*.zip"))
+    if bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default",
+                                                enable_on_install=True) != {"FINISHED"}:
+        print("error: installing the extension failed", file=sys.stderr)
+        return 2
+    demo = importlib.import_module("bl_ext.user_default.choreo.addon.demo")
+    report = demo.run_demo(args.out, args.music, args.seconds, args.genre)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_bootstrap(sys.argv[1:]))

@@ -1,0 +1,307 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""FRDM foot fix: merge, contacts, ik_lock, the sampler, weight sets, training/resume, the CLI, bad input."""
+import json
+import subprocess
+import sys
+import threading
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_dance
+from core_models import frdm, metrics
+from core_models.io import load_body_clip, read_bvh, write_bvh
+from core_models.io.bvh import bvh_from_rotations
+from core_models.io.rig_fix import apply_fix_to_bvh, upper_body_channels_identical
+from core_models.kinematics import fit_skeleton, forward_kinematics, inverse_kinematics
+from core_models.motion import resample_linear
+from core_models.progress import Cancelled
+from core_models.rotations import axis_angle_to_quat
+from core_models.skating import SkatingParams, add_skating
+from core_models.skeleton import default_skeleton
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = frdm.FRDMConfig(d_model=32, layers=1, heads=2, ff=64, window=16, dropout=0.0, diffusion_steps=50)
+MIXAMO = ["mixamorig:" + n for n in (
+    "Hips", "LeftUpLeg", "RightUpLeg", "Spine", "LeftLeg", "RightLeg", "Spine1", "LeftFoot", "RightFoot", "Spine2",
+    "LeftToeBase", "RightToeBase", "Neck", "LeftShoulder", "RightShoulder", "Head", "LeftArm", "RightArm",
+    "LeftForeArm", "RightForeArm", "LeftHand", "RightHand")]
+
+
+def standing_clip(frames: int = 150) -> np.ndarray:
+    """Clean motion with planted feet: a figure standing still, swaying its spine and pumping its arms."""
+    skel = default_skeleton(body_only=True)
+    t = np.arange(frames) / 30.0
+    aa = np.zeros((frames, 22, 3))
+    aa[:, 16, 2] = -1.1 + 0.4 * np.sin(2 * np.pi * t)
+    aa[:, 17, 2] = 1.1 - 0.4 * np.sin(2 * np.pi * t)
+    aa[:, 18, 1] = 0.6 + 0.3 * np.sin(3 * t)
+    aa[:, 9, 2] = 0.1 * np.sin(t)
+    root = np.tile(skel.offsets[0], (frames, 1))
+    return forward_kinematics(axis_angle_to_quat(aa), root, skel)
+
+
+def tiny_weights(seed: int = 0) -> frdm.FRDMWeights:
+    torch.manual_seed(seed)
+    model = frdm.FRDMDenoiser(TINY).eval()
+    return frdm.FRDMWeights(model, TINY, np.zeros(frdm.FRDM_DIM), np.ones(frdm.FRDM_DIM), {}, None, torch.device("cpu"))
+
+
+def rig_bvh(path: Path, joints: np.ndarray, fps: float = 60.0, scale: float = 100.0) -> Path:
+    """``joints`` (at 30 fps) on a Mixamo-named rig at ``fps`` in centimetres."""
+    j = resample_linear(joints, 30.0, fps)
+    skel = fit_skeleton(j, default_skeleton(body_only=True))
+    rot, root = inverse_kinematics(j, skel)
+    write_bvh(path, bvh_from_rotations(MIXAMO, list(skel.parents), skel.offsets * scale, rot, root * scale, 1 / fps))
+    return path
+
+
+# --- representation and merge ------------------------------------------------------------------------------
+def test_features_round_trip_to_the_world():
+    _, _, _, joints = make_dance(120)
+    x, canon = frdm.motion_features(joints)
+    assert x.shape == (120, frdm.FRDM_DIM)
+    assert np.abs(frdm.features_to_world(x, canon) - joints).max() < 1e-9
+
+
+def test_merge_never_changes_upper_body_channels():
+    rng = np.random.default_rng(0)
+    x_in, x_new = rng.normal(size=(2, 7, 40, frdm.FRDM_DIM))
+    out = frdm.merge(x_in, x_new)
+    assert np.array_equal(out[..., frdm.UPPER_CHANNELS], x_in[..., frdm.UPPER_CHANNELS])
+    assert np.array_equal(out[..., frdm.LOWER_CHANNELS], x_new[..., frdm.LOWER_CHANNELS])
+    t_in, t_new = torch.tensor(x_in, dtype=torch.float32), torch.tensor(x_new, dtype=torch.float32)
+    t_out = frdm.merge(t_in, t_new)
+    assert torch.equal(t_out[..., frdm.UPPER_CHANNELS], t_in[..., frdm.UPPER_CHANNELS])
+    # only root, knee, ankle and toe channels are ever denoised: 4 root + 6 joints x (3 + 6 + 3)
+    assert len(frdm.LOWER_CHANNELS) == 4 + 6 * 12 and len(frdm.UPPER_CHANNELS) == frdm.FRDM_DIM - 76
+
+
+# --- contacts ----------------------------------------------------------------------------------------------
+def _stepping(frames: int = 90) -> np.ndarray:
+    """The right foot stays planted; the left is planted, lifts and moves forward from frame 30 to 59, then
+    lands again."""
+    j = standing_clip(frames)
+    lift = np.zeros(frames)
+    lift[30:60] = np.sin(np.linspace(0, np.pi, 30)) * 0.15
+    forward = np.clip((np.arange(frames) - 30) / 30.0, 0, 1) * 0.3
+    for joint in (7, 10):
+        j[:, joint, 1] += lift
+        j[:, joint, 2] += forward
+    return j
+
+
+def test_contacts_from_height_and_velocity_with_overrides():
+    j = _stepping()
+    info = frdm.detect_contacts(j)
+    assert info.contacts[:, 1].all()                      # right foot planted throughout
+    assert info.contacts[:25, 0].all() and info.contacts[65:, 0].all()
+    assert not info.contacts[36:55, 0].any()               # high and fast: no contact
+    # a foot that is low but moves fast is not in contact (velocity), nor one that is still but high
+    fast = standing_clip(60)
+    fast[:, [7, 10], 0] += np.arange(60)[:, None] * 0.05   # 5 cm/frame slide
+    assert not frdm.detect_contacts(fast).contacts[:, 0].any()
+    high = standing_clip(60)
+    high[:, [7, 10], 1] += 0.2
+    assert not frdm.detect_contacts(high).contacts[:, 0].any()
+    # overrides: force the airborne stretch to contact, and forbid contact of the right foot
+    info = frdm.detect_contacts(j, overrides=[{"foot": "left", "start": 40, "end": 50, "contact": True},
+                                              ("right", 0, 20, False)])
+    assert info.contacts[40:50, 0].all() and info.weights[40:50, :2].min() == 1.0
+    assert not info.contacts[:20, 1].any() and info.contacts[20:, 1].all()
+    with pytest.raises(frdm.FootFixError, match="foot must be"):
+        frdm.detect_contacts(j, overrides=[("middle", 0, 5, True)])
+    with pytest.raises(frdm.FootFixError, match="start < end"):
+        frdm.detect_contacts(j, overrides=[("left", 9, 5, True)])
+
+
+# --- ik_lock -------------------------------------------------------------------------------------------------
+def test_ik_lock_reduces_skating_and_keeps_the_upper_body():
+    clean = standing_clip(150)
+    skated, _ = add_skating(clean, SkatingParams(seed=3))
+    before = metrics.foot_skating_ratio(skated)["mean"]
+    result = frdm.fix_feet(skated, method="ik_lock")
+    after = metrics.foot_skating_ratio(result.joints)["mean"]
+    assert before > 0.3 and after < 0.05, (before, after)
+    assert result.report["fsr_before"]["mean"] > result.report["fsr_after"]["mean"]
+    assert np.linalg.norm(result.joints - clean, axis=-1).mean() < np.linalg.norm(skated - clean, axis=-1).mean()
+    # the upper body keeps its pose relative to the root (to rounding); the legs are rigid with the clip's
+    # (median) bone lengths, even though the skated joints' lengths wobble
+    assert result.report["upper_body_change_m"] == 0.0
+    assert frdm.upper_body_change(skated, result.joints) < 1e-12
+    for a, b in ((1, 4), (4, 7), (7, 10)):
+        np.testing.assert_allclose(np.linalg.norm(result.joints[:, a] - result.joints[:, b], axis=-1),
+                                   np.median(np.linalg.norm(skated[:, a] - skated[:, b], axis=-1)), atol=1e-6)
+    # grounding keeps horizontal slides (the planted feet still move sideways) but removes float/penetration
+    ground = frdm.fix_feet(skated, method="ik_lock", mode="grounding")
+    assert metrics.foot_skating_ratio(ground.joints)["mean"] > after
+    assert np.abs(ground.joints[:, 10, 1] - ground.joints[0, 10, 1]).max() < np.abs(skated[:, 10, 1] - skated[0, 10, 1]).max()
+    # strength 0 changes nothing
+    assert np.abs(frdm.fix_feet(skated, method="ik_lock", strength=0.0).joints - skated).max() < 1e-9
+
+
+def test_ik_lock_on_a_rig_writes_only_root_and_leg_channels(tmp_path):
+    skated, _ = add_skating(standing_clip(120), SkatingParams(seed=1))
+    path = rig_bvh(tmp_path / "skated.bvh", skated)
+    body = load_body_clip(path)
+    assert body.unit == "cm" and body.source_fps == 60.0 and body.fps == 30.0
+    result = frdm.fix_feet(body, method="ik_lock")
+    original = read_bvh(path)
+    fixed, notes = apply_fix_to_bvh(original, body, result.joints)
+    assert notes == [] and upper_body_channels_identical(original, fixed, body)
+    write_bvh(tmp_path / "fixed.bvh", fixed)
+    back = load_body_clip(tmp_path / "fixed.bvh")
+    assert np.abs(back.joints - result.joints).max() < 1e-4      # the rig reproduces the repaired body
+
+
+# --- the diffusion model -------------------------------------------------------------------------------------
+def test_sampler_is_deterministic_for_a_seed_and_keeps_the_upper_body():
+    _, _, _, joints = make_dance(40)
+    x_in, _ = frdm.motion_features(joints)
+    contacts = frdm.detect_contacts(joints).joint_contacts
+    w = tiny_weights()
+    a = frdm.sample(w, x_in, contacts, frdm.SamplerConfig(steps=4, seed=7))
+    b = frdm.sample(w, x_in, contacts, frdm.SamplerConfig(steps=4, seed=7))
+    c = frdm.sample(w, x_in, contacts, frdm.SamplerConfig(steps=4, seed=8))
+    assert np.array_equal(a, b) and not np.allclose(a, c)
+    assert np.array_equal(a[:, frdm.UPPER_CHANNELS], x_in[:, frdm.UPPER_CHANNELS])
+    assert frdm.sampler_timesteps(50, 4) == [50, 34, 17, 1]
+    assert frdm.sampler_timesteps(50, 4, "quadratic") == [50, 23, 6, 1]
+
+
+def test_losses_are_zero_for_a_perfect_prediction():
+    """The consistency loss (positions vs FK of rotations) vanishes on real features: the FK is right."""
+    _, _, _, joints = make_dance(60, spin=2.0)
+    feats = frdm.joints_to_features(joints, target_skeleton=None)
+    x0 = torch.tensor(feats[None, :, frdm.FEATURE_INDEX], dtype=torch.float32)
+    yaw = torch.tensor(feats[None, :, 1], dtype=torch.float32)
+
+    class Oracle(torch.nn.Module):
+        cfg = TINY
+
+        def forward(self, x, t):
+            return x0
+
+    zero, one = torch.zeros(frdm.FRDM_DIM), torch.ones(frdm.FRDM_DIM)
+    parts = frdm.frdm_losses(Oracle(), x0, yaw, torch.zeros(1, 59, 4), zero, one)
+    assert float(parts["recon"]) == 0.0 and float(parts["consistency"]) < 1e-4 and float(parts["foot_vel"]) == 0.0
+    model = frdm.FRDMDenoiser(TINY)
+    parts = frdm.frdm_losses(model, x0[:, :16], yaw[:, :16], torch.ones(1, 16, 4), zero, one)
+    parts["loss"].backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_fix_feet_frdm_with_a_saved_weight_set(tmp_path):
+    w = tiny_weights()
+    folder = frdm.save_weight_set(tmp_path / "frdm", w.model, w.mean, w.std, {"training_data": "test"})
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"frdm.safetensors", "stats.safetensors", "config.json"}
+    config = json.loads((folder / "config.json").read_text())
+    assert config["licence"].startswith("CC BY-NC 4.0") and config["model"]["window"] == TINY.window
+    skated, _ = add_skating(standing_clip(50), SkatingParams(seed=2))
+    stages = []
+    result = frdm.fix_feet(skated, method="frdm", weights=folder, steps=3,
+                           progress=lambda s, d, t: stages.append(s))
+    assert result.method == "frdm" and result.joints.shape == skated.shape and "frdm" in stages
+    assert result.report["upper_body_change_m"] == 0.0 and result.report["sampler"]["steps"] == 3
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        frdm.fix_feet(skated, method="frdm", weights=folder, cancel=cancel)
+    (folder / "frdm.safetensors").write_bytes(b"damaged")
+    with pytest.raises(frdm.FootFixError, match="failed verification"):
+        frdm.load_weight_set(folder)
+
+
+def _train_args(out: Path, steps: int) -> Namespace:
+    from core_models.train.frdm import parse_args
+
+    return parse_args(["--out", str(out), "--max-steps", str(steps), "--batch", "2", "--window", "16",
+                       "--d-model", "32", "--layers", "1", "--heads", "2", "--ff", "64", "--ckpt-every", "2",
+                       "--log-every", "1", "--val-batches", "1", "--warmup", "2", "--device", "cpu", "--quiet"])
+
+
+def test_training_runs_and_resumes_exactly(tmp_path):
+    from core_models.train.frdm import clip_arrays, train
+
+    feats, weights = zip(*(clip_arrays(make_dance(40 + 10 * k, seed=k)[3]) for k in range(3)))
+    lengths = np.array([len(f) for f in feats])
+    data = {"synthetic": {"names": np.array([f"synthetic/{k}" for k in range(3)]), "feats": np.concatenate(feats),
+                          "weights": np.concatenate(weights), "lengths": lengths,
+                          "starts": np.concatenate([[0], np.cumsum(lengths)[:-1]])}}
+    straight = train(_train_args(tmp_path / "a", 4), data)
+    train(_train_args(tmp_path / "b", 2), data)
+    resumed = train(_train_args(tmp_path / "b", 4), data)
+    assert "resumed from ckpt_00000002.pt at step 2" in (tmp_path / "b" / "train.log").read_text()
+    wa, wb = frdm.load_weight_set(straight, "cpu"), frdm.load_weight_set(resumed, "cpu")
+    for (ka, va), (kb, vb) in zip(wa.model.state_dict().items(), wb.model.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb), ka
+    assert json.loads((straight / "config.json").read_text())["step"] == 4
+
+
+# --- bad input -----------------------------------------------------------------------------------------------
+def test_bad_input_gives_clear_messages():
+    clean = standing_clip(60)
+    one = frdm.fix_feet(clean[:1], method="ik_lock")
+    assert np.array_equal(one.joints, clean[:1]) and "single frame" in one.notes[0]
+    static = frdm.fix_feet(np.repeat(clean[:1], 30, axis=0), method="ik_lock")
+    assert "static pose" in " ".join(static.notes) and np.array_equal(static.joints, np.repeat(clean[:1], 30, 0))
+    with pytest.raises(frdm.FootFixError, match="centimetres"):
+        frdm.fix_feet(clean * 100.0, method="ik_lock")
+    with pytest.raises(frdm.FootFixError, match="30 fps"):
+        frdm.fix_feet(clean, method="ik_lock", fps=120)
+    with pytest.raises(frdm.FootFixError, match="unknown method"):
+        frdm.fix_feet(clean, method="magic")
+    with pytest.raises(frdm.FootFixError, match="unknown mode"):
+        frdm.fix_feet(clean, mode="float")
+    with pytest.raises(frdm.FootFixError, match="shape"):
+        frdm.fix_feet(clean[:, :10])
+    fallback = frdm.fix_feet(clean, method="frdm", weights=None)
+    assert fallback.method == "ik_lock" and "no FRDM weights" in " ".join(fallback.notes)
+    # a jump: the feet leave the floor for most of the clip; only the landings are planted
+    jump = standing_clip(90)
+    flight = np.linspace(0, 1, 70)
+    height = np.concatenate([np.zeros(10), 4 * 0.6 * flight * (1 - flight), np.zeros(10)])   # 70 of 90 in the air
+    jump += height[:, None, None] * np.array([0.0, 1.0, 0.0])
+    result = frdm.fix_feet(jump, method="ik_lock")
+    assert "touch the floor in only" in " ".join(result.notes)
+    airborne = height > 0.2
+    assert np.abs(result.joints[airborne] - jump[airborne]).max() < 1e-9
+
+
+def test_rig_without_toes_falls_back_to_ankles(tmp_path):
+    """A rig whose legs end at the ankles (no toe bone, no End Site): contacts from the ankles, a note."""
+    skated, _ = add_skating(standing_clip(90), SkatingParams(seed=4))
+    skel = fit_skeleton(skated, default_skeleton(body_only=True))
+    rot, root = inverse_kinematics(skated, skel)
+    keep = [i for i in range(22) if i not in (10, 11)]
+    names = [MIXAMO[i] for i in keep]
+    parents = [keep.index(p) if p >= 0 else -1 for p in (skel.parents[i] for i in keep)]
+    write_bvh(tmp_path / "no_toes.bvh", bvh_from_rotations(names, parents, skel.offsets[keep], rot[:, keep], root,
+                                                           1 / 30.0))
+    body = load_body_clip(tmp_path / "no_toes.bvh")
+    assert "left_foot" in body.mapping.synthesised
+    result = frdm.fix_feet(body, method="ik_lock")
+    assert "no toe bones" in " ".join(result.notes) and not result.report["has_toes"]
+    assert result.report["fsr_after"]["mean"] < result.report["fsr_before"]["mean"]
+
+
+def test_cli_fix_feet_writes_the_rig_and_a_report(tmp_path):
+    skated, _ = add_skating(standing_clip(90), SkatingParams(seed=5))
+    src = rig_bvh(tmp_path / "in.bvh", skated, fps=120.0)
+    out, report = tmp_path / "out.bvh", tmp_path / "report.json"
+    run = subprocess.run([sys.executable, "-m", "core_models", "fix-feet", str(src), "--out", str(out),
+                          "--report", str(report), "--method", "ik_lock"], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    rep = json.loads(report.read_text())
+    assert rep["output_rig"] == "source" and rep["upper_body_channels_identical"] is True
+    assert rep["fsr_after"]["mean"] < rep["fsr_before"]["mean"] and "resampled from 120" in " ".join(rep["notes"])
+    fixed = read_bvh(out)
+    assert fixed.names == read_bvh(src).names and fixed.num_frames == read_bvh(src).num_frames
+    same = subprocess.run([sys.executable, "-m", "core_models", "fix-feet", str(src), "--out", str(src)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert same.returncode == 2 and "nothing was overwritten" in same.stderr
