@@ -3,9 +3,10 @@
 
     .venv/bin/python benchmarks/fix_feet.py [--weights runs/frdm/weights] [--max-clips 40] [--threads 2]
 
-Speed: seconds to fix 1,024 frames (30 fps) with ``ik_lock`` and with FRDM on the CPU (``--threads``
+Speed: seconds to fix 1,024 frames (30 fps) with ``ik_lock`` and with FRDM on the CPU (1 and ``--threads``
 torch threads), and on CUDA when available; FRDM is also given as a ratio to ``ik_lock`` measured in the
-same run. Without a weight set FRDM is timed with random weights of the default size (speed only).
+same run, with the machine's load average. Without a weight set FRDM is timed with random weights of the
+default size (speed only).
 
 Quality: held-out clips of both corpora (``core_models/train/splits/frdm_split.json``; never trained on)
 get synthetic skating (``core_models.skating``, a seed per clip), then ``ik_lock`` and FRDM repair them.
@@ -73,16 +74,22 @@ def _time(fn, repeats: int = 3) -> float:
 
 
 def speed(weights, steps: int, threads: int) -> dict:
+    """ik_lock and FRDM seconds for 1,024 frames; FRDM on the CPU with 1 and with ``threads`` torch threads
+    (on a loaded machine several threads can be far slower than one: each parallel op waits for a thread
+    the scheduler has parked), and on CUDA when available. The load average is recorded with the numbers."""
+    import os
+
     import torch
 
-    torch.set_num_threads(threads)
     joints = _speed_clip()
-    out = {"frames": int(len(joints)), "threads": threads, "cpu": platform.processor() or platform.machine()}
+    out = {"frames": int(len(joints)), "cpu": platform.processor() or platform.machine(),
+           "cpu_count": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2)}
     out["ik_lock_s"] = _time(lambda: frdm.fix_feet(joints, method="ik_lock"))
-    rows = [("cpu", "cpu")]
+    rows = [(f"cpu_{n}thread", "cpu", n) for n in sorted({1, threads})]
     if torch.cuda.is_available():
-        rows.append(("cuda", "cuda"))
-    for name, device in rows:
+        rows.append(("cuda", "cuda", threads))
+    for name, device, n in rows:
+        torch.set_num_threads(n)
         if weights is not None:
             w = frdm.load_weight_set(weights, device)
             kind = "trained"
@@ -174,8 +181,10 @@ def markdown(table: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default_w = REPO / "runs" / "frdm" / "weights"
-    p.add_argument("--weights", default=str(default_w) if default_w.is_dir() else None)
+    # the weight set shipped with the extension, else the latest of a training run in runs/frdm
+    default_w = next((w for w in (REPO / "core_models" / "assets" / "frdm", REPO / "runs" / "frdm" / "weights")
+                      if (w / "config.json").is_file()), None)
+    p.add_argument("--weights", default=str(default_w) if default_w else None)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--max-clips", type=int, default=40, help="held-out clips per corpus")
     p.add_argument("--threads", type=int, default=2)
@@ -186,11 +195,15 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     args.weights = args.weights or None          # --weights "" times and scores without FRDM
     result = {"weights": args.weights}
+    if args.weights:
+        config = json.loads((Path(args.weights) / "config.json").read_text())
+        result["weights_step"] = config.get("step")
+        result["weights_held_out_loss"] = config.get("held_out_loss")
     if not args.skip_speed:
         result["speed_1024_frames"] = speed(args.weights, args.steps, args.threads)
     if not args.skip_quality:
         import torch
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(1)                # scores do not depend on it; one thread is robust under load
         result["quality"] = quality(args.weights, args.steps, args.max_clips, SkatingParams(), json.loads(args.sampler))
         result["quality_markdown"] = markdown(result["quality"]["table"])
     out = Path(args.out)
