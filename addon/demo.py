@@ -33,6 +33,19 @@ def _synth_music(path: Path, seconds: float) -> None:
     soundfile.write(path, synth_accompaniment(beats, int(seconds * 30), sr=44100, seed=7), 44100)
 
 
+def _starter_library(dest: Path) -> str | None:
+    """The starter library built from ../shared/data/mocap when it is there (its clips are never shipped:
+    they are derived from data that stays outside the project); a note when it is not."""
+    from ..core_models.library import Library, build_starter
+
+    if (dest / "library.json").is_file() and len(Library(dest)):
+        return None
+    report = build_starter(dest)
+    if report["added"]:
+        return None
+    return "no shared mocap to build the starter library from: generated without references"
+
+
 def _stick_figure(obj, scene) -> list:
     """A capsule per body bone (bone-parented) so the armature shows in a render."""
     import bpy
@@ -143,9 +156,9 @@ def run_demo(out_dir, music: str | None = None, seconds: float = 16.0, genre: st
     package = Path(__file__).resolve().parents[1]
     prefs = get_preferences(bpy.context)
     prefs.weights_path = str(package / "core_models" / "assets" / "compact")
-    library = package / "core_models" / "assets" / "library"
-    if (library / "library.json").is_file():
-        prefs.library_path = str(library)
+    library_note = _starter_library(out / "library")
+    if library_note is None:
+        prefs.library_path = str(out / "library")
     prefs.device = "cpu"
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = 30, 1.0
@@ -181,6 +194,7 @@ def run_demo(out_dir, music: str | None = None, seconds: float = 16.0, genre: st
         "fsr": round(metrics.foot_skating_ratio(after)["mean"], 4),
         "jitter": round(float(metrics.jitter(after)), 3),
         "generate_report": generate_report, "fix_feet_report": fix_report,
+        "library": library_note or str(out / "library"),
     }
 
     _stick_figure(dancer, scene)
