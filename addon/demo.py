@@ -239,6 +239,9 @@ def _bootstrap(argv) -> int:
     from bl_pkg import bl_extension_cli
 
     repo = Path(__file__).resolve().parents[1]
+    # The installed copy lives in a temporary Blender folder: tell it where the checkout's shared data is.
+    if (repo.parent / "shared" / "data").is_dir():
+        os.environ.setdefault("CHOREO_DATA_DIR", str(repo.parent / "shared" / "data"))
     dist = Path(home) / "dist"
     dist.mkdir(parents=True)
     if bl_extension_cli.cli_extension_handler(["build", "--source-dir", str(repo), "--output-dir", str(dist)]):
