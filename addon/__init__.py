@@ -4,9 +4,9 @@
 Model and motion maths live in ``..core_models``; modules here import it lazily inside operators so the
 add-on registers (and shows what is missing) even before its Python dependencies are installed.
 """
-from . import generate, jobs, library, operators, panels, preferences, properties
+from . import foot_fix, generate, jobs, library, operators, panels, preferences, properties
 
-_modules = (preferences, properties, operators, generate, library, panels)
+_modules = (preferences, properties, operators, generate, foot_fix, library, panels)
 
 
 def register():

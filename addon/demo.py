@@ -81,9 +81,12 @@ def _stage(scene, obj) -> None:
     bpy.ops.mesh.primitive_plane_add(size=12.0)
     floor = bpy.context.active_object
     floor.name = "demo_floor"
-    bpy.ops.object.camera_add(location=(0.0, -6.5, 1.6), rotation=(1.45, 0.0, 0.0))
+    bpy.ops.object.camera_add(location=(0.0, -6.5, 1.4), rotation=(1.45, 0.0, 0.0))
     cam = bpy.context.active_object
-    track = cam.constraints.new("TRACK_TO")           # keep the dancer in frame wherever it travels
+    follow = cam.constraints.new("COPY_LOCATION")     # follow the dancer across the floor at a fixed distance
+    follow.target, follow.subtarget = obj, "pelvis"
+    follow.use_z, follow.use_offset = False, True
+    track = cam.constraints.new("TRACK_TO")           # and keep it in the middle of the frame
     track.target, track.subtarget = obj, "pelvis"
     track.track_axis, track.up_axis = "TRACK_NEGATIVE_Z", "UP_Y"
     scene.camera = cam
@@ -109,37 +112,9 @@ def _encode_video(frames_dir: Path, fps: float, music: Path, out: Path) -> str:
     return ""
 
 
-def _fix_feet_with_core(dancer, joints, scene, package: Path):
-    """FRDM (shipped weights; ik_lock when absent) on the generated joints -> a new dancer with a new action;
-    the generated one is hidden, its action kept."""
-    from ..core_models.frdm import fix_feet
-    from ..core_models.io.motion_file import body_motion_from_joints
-    from .operators import dancer_with_motion
-
-    frdm = package / "core_models" / "assets" / "frdm"
-    result = fix_feet(joints, method="frdm", weights=frdm if (frdm / "config.json").is_file() else None,
-                      device="cpu")
-    motion = body_motion_from_joints(result.joints, 30.0, source="frdm")
-    name = f"{dancer.name} feet fixed"
-    fixed, _ = dancer_with_motion(bpy_context(), motion, scene, scene.choreo.start_frame, name=name,
-                                  action_name=name)
-    dancer.hide_render = True
-    dancer.hide_set(True)
-    r = result.report
-    return fixed, (f"{result.method}: FSR {100 * r['fsr_before']['mean']:.2f} % -> {100 * r['fsr_after']['mean']:.2f} %"
-                   if r.get("fsr_before") and r.get("fsr_after") else result.method) + ("; " + "; ".join(result.notes) if result.notes else "")
-
-
-def bpy_context():
-    import bpy
-
-    return bpy.context
-
-
 def run_demo(out_dir, music: str | None = None, seconds: float = 16.0, genre: str = "Latin") -> dict:
     """Inside Blender with the extension enabled: generate, fix feet, save, render, report."""
     import bpy
-    import numpy as np
 
     from ..core_models import metrics
     from ..core_models.audio import load_audio, music_beat_frames
@@ -175,24 +150,23 @@ def run_demo(out_dir, music: str | None = None, seconds: float = 16.0, genre: st
     skeleton = armature_skeleton(dancer)
     before = read_motion(dancer, skeleton, scene=scene).joints()[:, :22]
     t = time.perf_counter()
-    if hasattr(bpy.types, "CHOREO_OT_fix_feet"):
-        if bpy.ops.choreo.fix_feet() != {"FINISHED"}:
-            raise RuntimeError(f"Fix Feet failed: {settings.last_report}")
-        fix_report = settings.last_report
-        dancer = bpy.context.active_object
-    else:                                   # the core's FRDM on the dancer's joints, as a new dancer + action
-        dancer, fix_report = _fix_feet_with_core(dancer, before, scene, package)
+    dancer.choreo.foot_method = "FRDM"          # the bundled FRDM weights (IK lock if they are missing)
+    if bpy.ops.choreo.fix_feet() != {"FINISHED"}:
+        raise RuntimeError(f"Fix Feet failed: {settings.last_report}")
+    fix_report = settings.last_report
     timings["fix_feet_s"] = time.perf_counter() - t
     after = read_motion(dancer, skeleton, scene=scene).joints()[:, :22]
+    fix = json.loads(dancer.animation_data.action["choreo_foot_fix"])
 
     samples, sr = load_audio(music_path)
     beats = music_beat_frames(samples, sr)
     report = {
         "music": str(music_path), "seconds": round(len(samples) / sr, 2), "frames": int(after.shape[0]),
         "genre": genre, "beat_align_score": round(metrics.beat_align_score(after, beats), 4),
-        "fsr_before_fix": round(metrics.foot_skating_ratio(before)["mean"], 4),
-        "fsr": round(metrics.foot_skating_ratio(after)["mean"], 4),
-        "jitter": round(float(metrics.jitter(after)), 3),
+        # both against the floor the fix found (the frame-0 rule would move the ground with the fix)
+        "fsr_before_fix": round(fix["fsr_before"]["mean"], 4), "fsr": round(fix["fsr_after_on_rig"]["mean"], 4),
+        "jitter_before_fix": round(float(metrics.jitter(before)), 3), "jitter": round(float(metrics.jitter(after)), 3),
+        "foot_fix_method": fix["method"], "floor_height_m": fix["floor_height_m"],
         "generate_report": generate_report, "fix_feet_report": fix_report,
         "library": library_note or str(out / "library"),
     }

@@ -201,12 +201,6 @@ def _summary(result, frames: int, fps: float, obj, action, strip_note: str) -> s
     return " ".join(parts)
 
 
-def _message(exc: Exception) -> str:
-    if isinstance(exc, (ValueError, OSError, jobs.JobError)):
-        return str(exc)
-    return f"Generation failed: {type(exc).__name__}: {exc}"
-
-
 class CHOREO_OT_generate(bpy.types.Operator):
     """Generate a dance to the music with the weight set, as a new SMPL-X dancer with its own action"""
     bl_idname = "choreo.generate"
@@ -215,10 +209,7 @@ class CHOREO_OT_generate(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if jobs.is_running():
-            cls.poll_message_set("A Choreo job is running: wait for it or press Cancel")
-            return False
-        return True
+        return jobs.poll_idle(cls)
 
     def execute(self, context):
         from ..core_models.weights import read_config
@@ -301,7 +292,7 @@ class CHOREO_OT_generate(bpy.types.Operator):
         try:
             state = jobs.run_job(TITLE, work, apply)
         except Exception as exc:
-            return _fail(self, context, _message(exc))
+            return _fail(self, context, jobs.failure_message(exc, "Generation"))
         if state == "FINISHED":
             self.report({"INFO"}, settings.last_report)
         else:

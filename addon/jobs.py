@@ -40,6 +40,21 @@ def is_running() -> bool:
     return _current is not None
 
 
+def poll_idle(operator_class) -> bool:
+    """Operator poll: False (with the reason shown on the button) while a job runs."""
+    if _current is not None:
+        operator_class.poll_message_set("A Choreo job is running: wait for it or press Cancel")
+        return False
+    return True
+
+
+def failure_message(exc: Exception, title: str) -> str:
+    """What the user reads when a job fails: our own messages as they are, anything else with its type."""
+    if isinstance(exc, (ValueError, OSError, JobError)):
+        return str(exc)
+    return f"{title} failed: {type(exc).__name__}: {exc}"
+
+
 def _status():
     return bpy.context.window_manager.choreo_job
 

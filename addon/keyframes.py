@@ -54,7 +54,7 @@ def _new_fcurve_factory(action, obj):
     return None, (lambda path, index, group: action.fcurves.new(path, index=index, action_group=group))
 
 
-def _action_fcurves(action, obj):
+def action_fcurves(action, obj):
     """All F-curves of the action for this object (slot-aware)."""
     if SLOTTED_ACTIONS:
         from bpy_extras import anim_utils
@@ -65,6 +65,28 @@ def _action_fcurves(action, obj):
         bag = anim_utils.action_get_channelbag_for_slot(action, ad.action_slot)
         return list(bag.fcurves) if bag is not None else []
     return list(action.fcurves)
+
+
+def ensure_fcurve(action, obj, path: str, index: int, group: str):
+    """The F-curve ``path[index]`` of the object's slot in ``action`` (slot-aware), created when missing."""
+    if not SLOTTED_ACTIONS:
+        return action.fcurves.find(path, index=index) or action.fcurves.new(path, index=index, action_group=group)
+    from bpy_extras import anim_utils
+
+    slot = obj.animation_data.action_slot
+    bag = anim_utils.action_get_channelbag_for_slot(action, slot)
+    if bag is None:
+        layer = action.layers[0] if len(action.layers) else action.layers.new("Layer")
+        strip = layer.strips[0] if len(layer.strips) else layer.strips.new(type="KEYFRAME")
+        bag = strip.channelbag(slot, ensure=True)
+    fc = bag.fcurves.find(path, index=index)
+    if fc is not None:
+        return fc
+    if bpy.app.version >= (5, 0, 0):
+        return bag.fcurves.new(path, index=index, group_name=group)
+    fc = bag.fcurves.new(path, index=index)
+    fc.group = next((g for g in bag.groups if g.name == group), None) or bag.groups.new(group)
+    return fc
 
 
 def pose_channels(obj, motion: Motion) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -162,7 +184,7 @@ def read_motion(obj, skeleton, frame_start: int | None = None, frame_end: int | 
 
 
 def _fcurve_pose(obj, action, names, frames):
-    curves = {(fc.data_path, fc.array_index): fc for fc in _action_fcurves(action, obj)}
+    curves = {(fc.data_path, fc.array_index): fc for fc in action_fcurves(action, obj)}
     n = len(frames)
     pose = np.zeros((n, len(names), 4))
     pose[..., 0] = 1.0

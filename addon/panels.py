@@ -4,6 +4,7 @@ import os
 
 import bpy
 
+from .foot_fix import TITLE as FIX_TITLE
 from .generate import TITLE as GENERATE_TITLE
 from .generate import reference_summary, weight_set_folder
 from .operators import sound_strips
@@ -30,7 +31,7 @@ class CHOREO_PT_main(_ChoreoPanel, bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         job = context.window_manager.choreo_job
-        if job.running and job.title != GENERATE_TITLE:     # Generate shows its bar in place of its button
+        if job.running and job.title not in (GENERATE_TITLE, FIX_TITLE):   # those show it in place of their button
             draw_job_progress(layout, job)
         if job.error:
             box = layout.box()
@@ -125,35 +126,111 @@ class CHOREO_PT_generate_advanced(_ChoreoPanel, bpy.types.Panel):
         layout.prop(settings, "weights_override", text="Scene weights")
 
 
+class CHOREO_UL_contact_overrides(bpy.types.UIList):
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
+        row = layout.row(align=True)
+        row.prop(item, "foot", text="")
+        row.prop(item, "contact", text="")
+        row.prop(item, "frame_start", text="")
+        row.prop(item, "frame_end", text="")
+
+
 class CHOREO_PT_foot_fix(_ChoreoPanel, bpy.types.Panel):
     bl_idname = "CHOREO_PT_foot_fix"
     bl_label = "Foot Fix"
     bl_parent_id = "CHOREO_PT_main"
 
     def draw(self, context):
+        from .foot_fix import action_report, frdm_weights_folder
+
         layout = self.layout
         layout.operator("choreo.import_mocap", icon="IMPORT")
         obj = context.active_object
         if obj is None or obj.type != "ARMATURE":
-            layout.label(text="Select an armature to see its bone mapping")
+            layout.label(text="Select an armature to fix its feet")
             return
+        settings = obj.choreo
+        action = obj.animation_data.action if obj.animation_data is not None else None
+        layout.label(text=f"{obj.name}: '{action.name}'" if action else f"{obj.name}: no action",
+                     icon="ACTION" if action else "ERROR")
+        col = layout.column()
+        col.use_property_split = True
+        col.prop(settings, "foot_method")
+        if settings.foot_method == "FRDM":
+            folder, where = frdm_weights_folder(context)
+            if not folder:
+                col.label(text="No FRDM weights: IK Lock will be used", icon="INFO")
+            else:
+                col.prop(settings, "foot_steps")
+        col.prop(settings, "foot_mode")
+        col.prop(settings, "foot_strength", slider=True)
+        box = layout.box()
+        box.label(text="Contact overrides (scene frames)", icon="SNAP_FACE")
+        row = box.row()
+        row.template_list("CHOREO_UL_contact_overrides", "", settings, "contact_overrides", settings,
+                          "contact_override_index", rows=2)
+        side = row.column(align=True)
+        side.operator("choreo.contact_override_add", text="", icon="ADD")
+        side.operator("choreo.contact_override_remove", text="", icon="REMOVE")
+        job = context.window_manager.choreo_job
+        if job.running and job.title == FIX_TITLE:
+            draw_job_progress(layout, job)
+        else:
+            row = layout.row()
+            row.scale_y = 1.4
+            row.operator("choreo.fix_feet", icon="MOD_DYNAMICPAINT")
+        report = action_report(obj)
+        if report:
+            box = layout.box()
+            box.label(text=f"Fixed from '{report.get('source_action', '?')}' ({report['method']}, {report['mode']})",
+                      icon="CHECKMARK")
+            fb, fa = report.get("fsr_before"), report.get("fsr_after_on_rig")
+            if fb and fa:
+                box.label(text=f"Foot skating {100 * fb['mean']:.1f} % -> {100 * fa['mean']:.1f} %")
+            if report.get("jitter_before") is not None:
+                box.label(text=f"Jitter {report['jitter_before']:.1f} -> {report.get('jitter_after_on_rig') or 0:.1f}")
+            box.label(text=f"Largest move: root {100 * report['max_root_displacement_m']:.1f} cm, "
+                           f"foot {100 * report['max_foot_displacement_m']:.1f} cm")
+            contacts = report.get("contact_frames", {})
+            box.label(text=f"Contacts: left {contacts.get('left', 0)}, right {contacts.get('right', 0)} frames "
+                           "(timeline markers)")
+            for note in report.get("notes", [])[:4]:
+                box.label(text=note, icon="INFO")
+
+
+class CHOREO_PT_bone_map(_ChoreoPanel, bpy.types.Panel):
+    bl_idname = "CHOREO_PT_bone_map"
+    bl_label = "Bone Map"
+    bl_parent_id = "CHOREO_PT_foot_fix"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        return obj is not None and obj.type == "ARMATURE"
+
+    def draw(self, context):
+        layout = self.layout
+        obj = context.active_object
         settings = obj.choreo
         if settings.is_dancer:
             layout.label(text=f"{obj.name}: SMPL-X dancer ({settings.skeleton_source})", icon="CHECKMARK")
-            return
         if not settings.bone_map:
-            layout.label(text=f"{obj.name}: not mapped yet (import it with Import Mocap)")
+            layout.label(text="Not mapped yet: map by name (Fix Feet also does it)")
+            layout.operator("choreo.remap_bones", icon="BONE_DATA")
             return
-        box = layout.box()
-        box.label(text=f"{obj.name}: {settings.rig_profile} naming")
-        col = box.column(align=True)
+        layout.label(text=f"{settings.rig_profile} naming; edit a bone to change the mapping")
+        col = layout.column(align=True)
         for item in settings.bone_map:
-            row = col.row()
+            row = col.row(align=True)
             row.label(text=item.canonical)
-            row.label(text=item.bone or f"({item.note or 'synthesised'})")
+            row.prop_search(item, "bone", obj.data, "bones", text="")
         if settings.unmapped_bones:
-            box.label(text="Not used: " + settings.unmapped_bones)
-        layout.operator("choreo.convert_to_dancer", icon="ARMATURE_DATA")
+            layout.label(text="Not used: " + settings.unmapped_bones)
+        row = layout.row(align=True)
+        row.operator("choreo.remap_bones", icon="BONE_DATA")
+        if not settings.is_dancer:
+            row.operator("choreo.convert_to_dancer", icon="ARMATURE_DATA")
 
 
 class CHOREO_PT_library(_ChoreoPanel, bpy.types.Panel):
@@ -250,7 +327,7 @@ class CHOREO_PT_library_add(_ChoreoPanel, bpy.types.Panel):
         layout.operator("choreo.library_add_action", icon="ADD")
 
 
-classes = (CHOREO_PT_main, CHOREO_PT_generate, CHOREO_PT_generate_advanced, CHOREO_PT_foot_fix,
-           CHOREO_PT_library, CHOREO_PT_library_retrieve, CHOREO_PT_library_add)
+classes = (CHOREO_PT_main, CHOREO_PT_generate, CHOREO_PT_generate_advanced, CHOREO_UL_contact_overrides,
+           CHOREO_PT_foot_fix, CHOREO_PT_bone_map, CHOREO_PT_library, CHOREO_PT_library_retrieve, CHOREO_PT_library_add)
 
 register, unregister = bpy.utils.register_classes_factory(classes)

@@ -69,6 +69,10 @@ class ChoreoPreferences(bpy.types.AddonPreferences):
         name="Reference library", subtype="DIR_PATH", update=_library_path_changed,
         description="Folder of a Choreo reference library (it holds library.json): genre-tagged dances that "
                     "Generate retrieves as references, browsed in the Library section")
+    frdm_weights_path: StringProperty(
+        name="FRDM weights", subtype="DIR_PATH",
+        description="Folder of an FRDM foot-fix weight set (it holds config.json). Empty: the set bundled with "
+                    "Choreo; without one Fix Feet uses the analytic IK lock")
     smplx_model_path: StringProperty(
         name="SMPL-X model file", subtype="FILE_PATH",
         description="Your own SMPL-X model (.npz from smpl-x.is.tue.mpg.de). When set, new dancers get its "
@@ -92,6 +96,7 @@ class ChoreoPreferences(bpy.types.AddonPreferences):
             layout.label(text=hint, icon="INFO" if not folder else "ERROR")
         if folder and not os.path.isfile(os.path.join(folder, "library.json")):
             layout.operator("choreo.library_create", icon="NEWFOLDER")
+        layout.prop(self, "frdm_weights_path")
         layout.prop(self, "smplx_model_path")
         row = layout.row()
         row.prop(self, "device")

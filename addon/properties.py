@@ -16,6 +16,18 @@ class ChoreoBoneMapItem(bpy.types.PropertyGroup):
     note: StringProperty(name="Note")
 
 
+class ChoreoContactOverride(bpy.types.PropertyGroup):
+    """Force or forbid foot contact on a frame range for Fix Feet (``name`` labels it in the list)."""
+    foot: EnumProperty(name="Foot", default="LEFT", items=(("LEFT", "Left", "The left foot"),
+                                                           ("RIGHT", "Right", "The right foot"),
+                                                           ("BOTH", "Both", "Both feet")))
+    contact: EnumProperty(name="Contact", default="FORCE", items=(
+        ("FORCE", "Force contact", "Plant the foot on these frames even if it seems to move"),
+        ("NEVER", "Never contact", "Never plant the foot on these frames (a slide, a spin, a lift)")))
+    frame_start: IntProperty(name="Start", description="First scene frame of the override")
+    frame_end: IntProperty(name="End", description="Last scene frame of the override (included)")
+
+
 class ChoreoLibraryClip(bpy.types.PropertyGroup):
     """One clip of the reference library as listed in the Library section (``name`` is the clip's name)."""
     genre: StringProperty(name="Genre")
@@ -75,6 +87,21 @@ class ChoreoObjectSettings(bpy.types.PropertyGroup):
     bone_map: CollectionProperty(type=ChoreoBoneMapItem)
     unmapped_bones: StringProperty(name="Unused bones")
     mapping_error: StringProperty(name="Mapping problem")
+    # Foot Fix
+    foot_method: EnumProperty(name="Method", default="FRDM", items=(
+        ("FRDM", "FRDM", "Foot restoration diffusion model: repairs root, knees and feet as learned from clean "
+                         "mocap (the analytic IK lock when no FRDM weights are installed)"),
+        ("IK_LOCK", "IK Lock", "Analytic: lock planted feet in place and solve the legs with two-bone IK")))
+    foot_mode: EnumProperty(name="Mode", default="AUTO", items=(
+        ("AUTO", "Auto", "Plant the feet where they touch the floor"),
+        ("GROUNDING", "Grounding", "Keep the feet on the floor (no float, no penetration) but allow the "
+                                   "spins and slides dance needs")))
+    foot_strength: FloatProperty(name="Strength", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
+                                 description="0 leaves the motion as it is, 1 applies the full repair")
+    foot_steps: IntProperty(name="Steps", default=10, min=1, max=100,
+                            description="FRDM sampling steps: more is slower and can be smoother")
+    contact_overrides: CollectionProperty(type=ChoreoContactOverride)
+    contact_override_index: IntProperty(name="Override", default=0, min=0)
 
 
 class ChoreoSceneSettings(bpy.types.PropertyGroup):
@@ -147,8 +174,8 @@ class ChoreoJobStatus(bpy.types.PropertyGroup):
     error: StringProperty()
 
 
-classes = (ChoreoBoneMapItem, ChoreoLibraryClip, ChoreoPinnedClip, ChoreoRetrievalResult, ChoreoObjectSettings,
-           ChoreoSceneSettings, ChoreoJobStatus)
+classes = (ChoreoBoneMapItem, ChoreoContactOverride, ChoreoLibraryClip, ChoreoPinnedClip, ChoreoRetrievalResult,
+           ChoreoObjectSettings, ChoreoSceneSettings, ChoreoJobStatus)
 
 
 def register():

@@ -1002,7 +1002,7 @@ def upper_body_change(before: np.ndarray, after: np.ndarray) -> float:
 def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides: Sequence | None = None,
              strength: float = 1.0, weights=None, device: str = "auto", progress: ProgressFn | None = None,
              cancel: threading.Event | None = None, fps: float | None = None, steps: int = 10, seed: int = 0,
-             sampler: SamplerConfig | None = None) -> FootFixResult:
+             sampler: SamplerConfig | None = None, has_toes: bool | None = None) -> FootFixResult:
     """Repair foot skating on one clip; the upper body keeps its pose relative to the root exactly.
 
     joints_or_clip: a :class:`io.BodyClip` (from ``load_body_clip``; toes synthesised for the rig are
@@ -1012,6 +1012,8 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
     slide). overrides: per-foot frame intervals forcing contact on or off (:class:`ContactOverride`, dicts or
     (foot, start, end, contact) tuples). strength: 0 (unchanged) .. 1 (full repair). steps/seed/sampler: the
     FRDM sampler. progress(stage, done, total) and the ``cancel`` event are checked between steps.
+    has_toes: whether the toe joints are real (default: a BodyClip's mapping says; arrays: True); False plants
+    the ankles only (toes made up from the ankles would plant the wrong point).
 
     The report holds FSR (mean/left/right), jitter and floor penetration before and after, the largest root
     and foot displacement, the upper-body change, contact frames and intervals, the floor height, timings
@@ -1025,7 +1027,8 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
         raise FootFixError(f"unknown mode '{mode}'; use one of {', '.join(MODES)}")
     if not (np.isfinite(strength) and 0.0 <= strength <= 1.0):
         raise FootFixError(f"strength must be between 0 and 1, got {strength}")
-    joints, fps, has_toes, notes = _as_joints(joints_or_clip, fps)
+    joints, fps, clip_has_toes, notes = _as_joints(joints_or_clip, fps)
+    has_toes = clip_has_toes if has_toes is None else bool(has_toes)
     t_len = joints.shape[0]
     overrides = [ContactOverride.parse(o) for o in (overrides or ())]
     used = method

@@ -38,7 +38,7 @@ def _to_source_axes(v: np.ndarray, up_axis: str) -> np.ndarray:
     return v
 
 
-def _resample_to_source(values: np.ndarray, core_fps: float, source_fps: float, source_frames: int) -> np.ndarray:
+def resample_to_frames(values: np.ndarray, core_fps: float, source_fps: float, source_frames: int) -> np.ndarray:
     """Core-rate values (T, ...) at each source frame (linear; the inverse of the load-time resampling)."""
     pos = np.arange(source_frames) * (core_fps / source_fps)
     frames = np.arange(values.shape[0])
@@ -70,6 +70,22 @@ def leg_bones(names, is_end_site, mapping) -> tuple[dict[str, tuple], list[str]]
             continue
         legs[side] = (*bones, index.get(mapping.source_for.get(c_toe)))   # a toe bone or the ankle's End Site
     return legs, notes
+
+
+def leg_targets(glob_p: np.ndarray, legs: dict, delta: np.ndarray) -> dict:
+    """Per leg, (knee, ankle, toe-or-None) target positions (F, 3) on the rig's own joints.
+
+    glob_p: (F, J, 3) rig joint positions with the root's move already added; delta: (F, 22, 3) change of
+    each canonical joint (rig space and unit), whose root change ``delta[:, 0]`` is the move already added.
+    """
+    root_delta = delta[:, 0]
+    targets = {}
+    for side, (hip, knee, ankle, toe) in legs.items():
+        c_knee, c_ankle, c_toe = (_CANONICAL_INDEX[c] for c in _LEGS[side][1:])
+        targets[side] = (glob_p[:, knee] + delta[:, c_knee] - root_delta,
+                         glob_p[:, ankle] + delta[:, c_ankle] - root_delta,
+                         None if toe is None else glob_p[:, toe] + delta[:, c_toe] - root_delta)
+    return targets
 
 
 def solve_leg_rotations(parents, local_r: np.ndarray, glob_r: np.ndarray, glob_p: np.ndarray, legs: dict,
@@ -143,7 +159,7 @@ def apply_fix_to_bvh(clip: BvhClip, body, fixed_joints: np.ndarray) -> tuple[Bvh
     if len(axis_col) != 3:
         raise RigFixError(f"the rig's root '{clip.names[root]}' has no X/Y/Z position channels to move")
     delta_core = fixed_joints - body.joints                                  # metres, core axes
-    delta = _to_source_axes(_resample_to_source(delta_core, body.fps, body.source_fps, clip.num_frames),
+    delta = _to_source_axes(resample_to_frames(delta_core, body.fps, body.source_fps, clip.num_frames),
                             body.up_axis) / body.unit_scale
     out = clip.copy()
     root_delta = delta[:, 0]
@@ -154,13 +170,7 @@ def apply_fix_to_bvh(clip: BvhClip, body, fixed_joints: np.ndarray) -> tuple[Bvh
     glob_r, glob_p = clip.global_transforms()
     glob_p = glob_p + root_delta[:, None]
     legs, notes = leg_bones(clip.names, clip.is_end_site, body.mapping)
-    ci = _CANONICAL_INDEX
-    targets = {}
-    for side, (hip, knee, ankle, toe) in legs.items():
-        c_knee, c_ankle, c_toe = (ci[c] for c in _LEGS[side][1:])
-        # the canonical joints' changes, less the root's (already applied), on the rig's own joints
-        targets[side] = (glob_p[:, knee] + delta[:, c_knee] - root_delta, glob_p[:, ankle] + delta[:, c_ankle] - root_delta,
-                         None if toe is None else glob_p[:, toe] + delta[:, c_toe] - root_delta)
+    targets = leg_targets(glob_p, legs, delta)
     new_local, frames_of, more = solve_leg_rotations(clip.parents, clip.local_rotation_matrices(), glob_r, glob_p,
                                                      legs, targets)
     notes += more
@@ -198,4 +208,4 @@ def upper_body_channels_identical(original: BvhClip, fixed: BvhClip, body) -> bo
     return True
 
 
-__all__ = ["apply_fix_to_bvh", "leg_bones", "solve_leg_rotations", "upper_body_channels_identical", "RigFixError"]
+__all__ = ["apply_fix_to_bvh", "leg_bones", "leg_targets", "resample_to_frames", "solve_leg_rotations", "upper_body_channels_identical", "RigFixError"]

@@ -93,7 +93,7 @@ def _world_body_joints(obj, frame):
 
 def _fcurves(obj):
     ext = sys.modules[MODULE]
-    return ext.addon.keyframes._action_fcurves(obj.animation_data.action, obj)
+    return ext.addon.keyframes.action_fcurves(obj.animation_data.action, obj)
 
 
 def test_zip_is_built_by_blender_and_holds_only_the_extension(built_zip):
@@ -1151,6 +1151,156 @@ def test_add_form_sub_genres_follow_the_genre(scene, library):
     log = _draw(sys.modules[MODULE].addon.panels.CHOREO_PT_library_add)
     assert {("prop", p) for p in ("library_new_name", "library_new_genre", "library_new_subgenre",
                                   "library_new_licence")} | {("operator", "choreo.library_add_action")} <= _named(log)
+
+
+# --- Foot Fix --------------------------------------------------------------------------------------------
+LEG_BONES = {"lThigh", "lShin", "lFoot", "rThigh", "rShin", "rFoot"}
+
+
+def _skated_cmu_bvh(path, frames=150, fps=30.0, seed=7, drop=(), lift=0.0):
+    """A clean figure (planted feet, moving arms and spine) with synthetic skating, on a CMU-named rig in
+    centimetres; ``lift`` raises the body (m, per frame) and ``drop`` leaves joints out of the rig."""
+    from motion_fixture import CMU, rig_bvh, standing_clip
+
+    from core_models.skating import SkatingParams, add_skating
+
+    clean = standing_clip(frames)
+    clean[..., 1] += lift
+    skated, _ = add_skating(clean, SkatingParams(seed=seed))
+    return rig_bvh(path, skated, fps=fps, scale=100.0, names=CMU, drop=drop)
+
+
+def _curves_of(action):
+    """{(data path, index): keyframe co (N, 2)} of every F-curve of a (slotted or legacy) action."""
+    if hasattr(action, "layers") and len(action.layers):
+        curves = [fc for layer in action.layers for strip in layer.strips for bag in strip.channelbags
+                  for fc in bag.fcurves]
+    else:
+        curves = list(action.fcurves)
+    return {(fc.data_path, fc.array_index): _co(fc).copy() for fc in curves}
+
+
+def _rig_fsr(rig, scene, floor=None):
+    """Foot skating ratio of the rig's current action, evaluated in the scene; heights above ``floor`` (m)
+    when given (a fix is scored before and after against one floor), else the metric's frame-0 rule."""
+    from core_models import metrics
+    from core_models.motion import resample_linear
+
+    ops = sys.modules[MODULE].addon.operators
+    joints = ops.rig_body_joints(*ops.rig_positions(rig, scene))
+    fps = scene.render.fps / scene.render.fps_base
+    if fps != 30:
+        joints = resample_linear(joints, fps, 30.0)
+    if floor is None:
+        return metrics.foot_skating_ratio(joints)["mean"]
+    return metrics.foot_skating_ratio(joints - np.array([0.0, floor, 0.0]), normalize=False)["mean"]
+
+
+@pytest.mark.parametrize("method", ["IK_LOCK", "FRDM"])
+def test_fix_feet_on_an_imported_cmu_rig_writes_a_new_action(scene, tmp_path, method):
+    """Blender's BVH importer, a CMU-named rig: a new action, the original bit-identical, the upper body's
+    F-curves identical, less foot skating, contact markers and a report."""
+    bvh = _skated_cmu_bvh(tmp_path / "skated_cmu.bvh")
+    assert bpy.ops.choreo.import_mocap(filepath=str(bvh)) == {"FINISHED"}
+    rig = bpy.context.active_object
+    original = rig.animation_data.action
+    before_curves = _curves_of(original)
+    rig.choreo.foot_method = method
+    assert bpy.ops.choreo.fix_feet() == {"FINISHED"}, scene.choreo.last_report
+    fixed = rig.animation_data.action
+    report = json.loads(fixed["choreo_foot_fix"])
+    floor = report["floor_height_m"]
+    assert fixed != original and fixed.name == f"{original.name} feet fixed"
+    assert original.name in bpy.data.actions and original.use_fake_user
+    original_now = _curves_of(original)
+    assert original_now.keys() == before_curves.keys()
+    assert all(np.array_equal(before_curves[k], original_now[k]) for k in before_curves)   # untouched, bit for bit
+    after_curves = _curves_of(fixed)
+    changed = {k for k in after_curves if k not in before_curves or not np.array_equal(after_curves[k], before_curves[k])}
+    allowed = {('pose.bones["hip"].location', i) for i in range(3)} | {
+        (f'pose.bones["{b}"].rotation_euler', i) for b in LEG_BONES for i in range(3)}
+    assert changed and changed <= allowed, sorted(changed - allowed)
+    assert any(k[0].endswith("location") for k in changed) or method == "FRDM"
+    assert any("Shin" in k[0] for k in changed)
+    fsr_after = _rig_fsr(rig, scene, floor)
+    rig.animation_data.action = original
+    fsr_before = _rig_fsr(rig, scene, floor)
+    rig.animation_data.action = fixed
+    assert fsr_after < 0.5 * fsr_before, (fsr_before, fsr_after)
+    assert report["fsr_before"]["mean"] == pytest.approx(fsr_before, abs=0.01)
+    assert report["method"] == method.lower() and report["source_action"] == original.name
+    assert report["upper_body_change_m"] == 0.0
+    assert abs(report["fsr_after_on_rig"]["mean"] - fsr_after) < 0.02
+    markers = [m for m in scene.timeline_markers if m.name.startswith("Choreo ")]
+    runs = sum(len(v) for v in report["contact_intervals"].values())
+    assert runs > 0 and len(markers) == 2 * runs
+    assert "Fixed feet of" in scene.choreo.last_report and "FSR" in scene.choreo.last_report
+    # the panel shows the report for the fixed action
+    log = _draw(sys.modules[MODULE].addon.panels.CHOREO_PT_foot_fix)
+    assert ("operator", "choreo.fix_feet") in _named(log)
+
+
+def test_fix_feet_at_60_fps_from_a_120_fps_clip_in_centimetres(scene, tmp_path):
+    scene.render.fps = 60
+    bvh = _skated_cmu_bvh(tmp_path / "fast.bvh", frames=120, fps=120.0, seed=3)
+    assert bpy.ops.choreo.import_mocap(filepath=str(bvh)) == {"FINISHED"}
+    rig = bpy.context.active_object
+    rig.choreo.foot_method = "IK_LOCK"
+    assert bpy.ops.choreo.fix_feet() == {"FINISHED"}, scene.choreo.last_report
+    report = json.loads(rig.animation_data.action["choreo_foot_fix"])
+    after = _rig_fsr(rig, scene, report["floor_height_m"])
+    assert after < 0.5 * report["fsr_before"]["mean"] and abs(after - report["fsr_after_on_rig"]["mean"]) < 0.02
+
+
+def test_contact_overrides_from_the_panel_reach_the_fix(scene, tmp_path):
+    bvh = _skated_cmu_bvh(tmp_path / "override.bvh", frames=90)
+    assert bpy.ops.choreo.import_mocap(filepath=str(bvh)) == {"FINISHED"}
+    rig = bpy.context.active_object
+    scene.frame_set(1)
+    assert bpy.ops.choreo.contact_override_add(foot="BOTH", contact="NEVER") == {"FINISHED"}
+    item = rig.choreo.contact_overrides[0]
+    item.frame_start, item.frame_end = 1, 90
+    rig.choreo.foot_method = "IK_LOCK"
+    assert bpy.ops.choreo.fix_feet() == {"FINISHED"}
+    report = json.loads(rig.animation_data.action["choreo_foot_fix"])
+    assert report["contact_frames"] == {"left": 0, "right": 0}
+    assert bpy.ops.choreo.contact_override_remove() == {"FINISHED"} and not len(rig.choreo.contact_overrides)
+
+
+def test_fix_feet_bad_input_reports_and_keeps_the_original(scene, tmp_path):
+    # no action
+    bpy.ops.object.armature_add()
+    bare = bpy.context.active_object
+    with pytest.raises(RuntimeError, match="has no action to fix"):
+        bpy.ops.choreo.fix_feet()
+    bpy.data.objects.remove(bare)
+    # one frame
+    bvh = _skated_cmu_bvh(tmp_path / "one.bvh", frames=1)
+    assert bpy.ops.choreo.import_mocap(filepath=str(bvh)) == {"FINISHED"}
+    rig = bpy.context.active_object
+    action = rig.animation_data.action
+    with pytest.raises(RuntimeError, match="single frame of animation: there is no foot skating"):
+        bpy.ops.choreo.fix_feet()
+    assert rig.animation_data.action == action and len(bpy.data.actions) == 1
+    # a rig without toe bones: the ankles are planted, and the report says so
+    bvh = _skated_cmu_bvh(tmp_path / "no_toes.bvh", frames=90, seed=4, drop=(10, 11))
+    assert bpy.ops.choreo.import_mocap(filepath=str(bvh)) == {"FINISHED"}
+    rig = bpy.context.active_object
+    assert "lToe" not in rig.data.bones
+    rig.choreo.foot_method = "IK_LOCK"
+    assert bpy.ops.choreo.fix_feet() == {"FINISHED"}, scene.choreo.last_report
+    report = json.loads(rig.animation_data.action["choreo_foot_fix"])
+    assert report["has_toes"] is False and "toe" in " ".join(report["notes"])
+    assert _rig_fsr(rig, scene, report["floor_height_m"]) < report["fsr_before"]["mean"]
+    # a jump sequence: airborne most of the time; said in the report, the airborne frames left alone
+    flight = np.linspace(0, 1, 70)
+    height = np.concatenate([np.zeros(10), 4 * 0.6 * flight * (1 - flight), np.zeros(10)])
+    bvh = _skated_cmu_bvh(tmp_path / "jump.bvh", frames=90, lift=height[:, None])
+    assert bpy.ops.choreo.import_mocap(filepath=str(bvh)) == {"FINISHED"}
+    rig = bpy.context.active_object
+    rig.choreo.foot_method = "IK_LOCK"
+    assert bpy.ops.choreo.fix_feet() == {"FINISHED"}
+    assert "touch the floor in only" in scene.choreo.last_report
 
 
 def test_disable_and_remove_leaves_nothing_behind(ext):

@@ -11,52 +11,19 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_dance
+from motion_fixture import make_dance, rig_bvh, standing_clip
 from core_models import frdm, metrics
 from core_models.io import load_body_clip, read_bvh, write_bvh
-from core_models.io.bvh import bvh_from_rotations
 from core_models.io.rig_fix import apply_fix_to_bvh, upper_body_channels_identical
-from core_models.kinematics import fit_skeleton, forward_kinematics, inverse_kinematics
-from core_models.motion import resample_linear
 from core_models.progress import Cancelled
-from core_models.rotations import axis_angle_to_quat
 from core_models.skating import SkatingParams, add_skating
-from core_models.skeleton import default_skeleton
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = frdm.FRDMConfig(d_model=32, layers=1, heads=2, ff=64, window=16, dropout=0.0, diffusion_steps=50)
-MIXAMO = ["mixamorig:" + n for n in (
-    "Hips", "LeftUpLeg", "RightUpLeg", "Spine", "LeftLeg", "RightLeg", "Spine1", "LeftFoot", "RightFoot", "Spine2",
-    "LeftToeBase", "RightToeBase", "Neck", "LeftShoulder", "RightShoulder", "Head", "LeftArm", "RightArm",
-    "LeftForeArm", "RightForeArm", "LeftHand", "RightHand")]
-
-
-def standing_clip(frames: int = 150) -> np.ndarray:
-    """Clean motion with planted feet: a figure standing still, swaying its spine and pumping its arms."""
-    skel = default_skeleton(body_only=True)
-    t = np.arange(frames) / 30.0
-    aa = np.zeros((frames, 22, 3))
-    aa[:, 16, 2] = -1.1 + 0.4 * np.sin(2 * np.pi * t)
-    aa[:, 17, 2] = 1.1 - 0.4 * np.sin(2 * np.pi * t)
-    aa[:, 18, 1] = 0.6 + 0.3 * np.sin(3 * t)
-    aa[:, 9, 2] = 0.1 * np.sin(t)
-    root = np.tile(skel.offsets[0], (frames, 1))
-    return forward_kinematics(axis_angle_to_quat(aa), root, skel)
-
-
 def tiny_weights(seed: int = 0) -> frdm.FRDMWeights:
     torch.manual_seed(seed)
     model = frdm.FRDMDenoiser(TINY).eval()
     return frdm.FRDMWeights(model, TINY, np.zeros(frdm.FRDM_DIM), np.ones(frdm.FRDM_DIM), {}, None, torch.device("cpu"))
-
-
-def rig_bvh(path: Path, joints: np.ndarray, fps: float = 60.0, scale: float = 100.0) -> Path:
-    """``joints`` (at 30 fps) on a Mixamo-named rig at ``fps`` in centimetres."""
-    j = resample_linear(joints, 30.0, fps)
-    skel = fit_skeleton(j, default_skeleton(body_only=True))
-    rot, root = inverse_kinematics(j, skel)
-    write_bvh(path, bvh_from_rotations(MIXAMO, list(skel.parents), skel.offsets * scale, rot, root * scale, 1 / fps))
-    return path
 
 
 # --- representation and merge ------------------------------------------------------------------------------
@@ -275,13 +242,7 @@ def test_bad_input_gives_clear_messages():
 def test_rig_without_toes_falls_back_to_ankles(tmp_path):
     """A rig whose legs end at the ankles (no toe bone, no End Site): contacts from the ankles, a note."""
     skated, _ = add_skating(standing_clip(90), SkatingParams(seed=4))
-    skel = fit_skeleton(skated, default_skeleton(body_only=True))
-    rot, root = inverse_kinematics(skated, skel)
-    keep = [i for i in range(22) if i not in (10, 11)]
-    names = [MIXAMO[i] for i in keep]
-    parents = [keep.index(p) if p >= 0 else -1 for p in (skel.parents[i] for i in keep)]
-    write_bvh(tmp_path / "no_toes.bvh", bvh_from_rotations(names, parents, skel.offsets[keep], rot[:, keep], root,
-                                                           1 / 30.0))
+    rig_bvh(tmp_path / "no_toes.bvh", skated, fps=30.0, scale=1.0, drop=(10, 11))
     body = load_body_clip(tmp_path / "no_toes.bvh")
     assert "left_foot" in body.mapping.synthesised
     result = frdm.fix_feet(body, method="ik_lock")

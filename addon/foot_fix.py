@@ -1,0 +1,545 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Foot Fix: repair foot skating on the selected rig (any naming: imported mocap or an SMPL-X dancer).
+
+The rig's bones map to the canonical body (by name when imported, editable in the panel). On the main
+thread the rig is evaluated once per frame of its action; the core's ``fix_feet`` repairs the canonical
+body in the job's worker; the repair comes back as a move of the root bone and new hip, knee and ankle
+rotations (two-bone IK with the original knee as pole, the foot turned only as far as the toe needs), and
+the core solves those on the rig's own bones. The result is a NEW action: a copy of the original whose
+root location and leg rotation F-curves are rewritten on the frames the fix changed; every other F-curve is
+the original's, bit for bit. The original action is kept (with a fake user) and never modified. Contacts
+become timeline markers; the before/after report is stored on the new action and shown in the panel.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from . import jobs
+from .keyframes import SLOTTED_ACTIONS, action_fcurves, ensure_fcurve, scene_fps
+from .operators import _fail, store_mapping
+from .preferences import get_preferences
+from .space import to_blender, to_core
+
+TITLE = "Fix Feet"
+MARKER_PREFIX = "Choreo "         # contact markers of the last foot fix; replaced by the next one
+REPORT_KEY = "choreo_foot_fix"    # action ID property: the report of the fix that made the action
+_ROTATION_PATHS = {"QUATERNION": ("rotation_quaternion", 4), "AXIS_ANGLE": ("rotation_axis_angle", 4)}
+
+
+def frdm_weights_folder(context) -> tuple[str, str]:
+    """(folder, where it comes from) of the FRDM weights: the preferences' folder, else the bundled set."""
+    prefs = get_preferences(context)
+    path = prefs.frdm_weights_path.strip() if prefs is not None else ""
+    if path:
+        return os.path.normpath(os.path.abspath(bpy.path.abspath(path))), "preferences"
+    bundled = Path(__file__).resolve().parents[1] / "core_models" / "assets" / "frdm"
+    return (str(bundled), "bundled") if (bundled / "config.json").is_file() else ("", "")
+
+
+def stored_mapping(obj):
+    """The rig's bone map as shown (and perhaps edited) in the panel; mapped by name when there is none."""
+    from ..core_models.io.retarget import map_bones
+    from .operators import map_armature
+
+    if not len(obj.choreo.bone_map):
+        mapping = map_armature(obj)
+        store_mapping(obj, mapping)
+        return mapping
+    names = [b.name for b in obj.data.bones]
+    parents = [names.index(b.parent.name) if b.parent else -1 for b in obj.data.bones]
+    rest = np.array([np.array(b.head_local) for b in obj.data.bones])
+    overrides = {item.canonical: (item.bone or None) for item in obj.choreo.bone_map}
+    return map_bones(names, parents, overrides=overrides, source_rest_positions=rest)
+
+
+@dataclass
+class RigPose:
+    """A rig evaluated on every frame of its action (armature space, the rig's own unit)."""
+    frames: np.ndarray                 # (F,) scene frames
+    names: list[str]
+    parents: list[int]
+    heads: np.ndarray                  # (F, B, 3) bone heads
+    matrices: np.ndarray               # (F, B, 4, 4) pose-bone matrices
+    rest: np.ndarray                   # (B, 4, 4) bone.matrix_local
+    world: np.ndarray                  # (4, 4) object matrix
+    channels: dict = field(default_factory=dict)   # (bone, property) -> (F, n) values as evaluated
+
+
+def read_rig_pose(obj, scene, frames, properties=()) -> RigPose:
+    """Evaluate ``obj`` at each frame (constraints, drivers and NLA included) with one ``foreach_get`` per
+    quantity; ``properties`` lists (bone, property, size) to record too (e.g. rotation channels)."""
+    bones = obj.pose.bones
+    names = [b.name for b in obj.data.bones]
+    order = [bones.find(n) for n in names]              # pose.bones may list bones in another order
+    n, frames = len(names), np.asarray(frames, np.int64)
+    heads = np.zeros((len(frames), n, 3))
+    mats = np.zeros((len(frames), n, 4, 4))
+    channels = {(b, p): np.zeros((len(frames), size)) for b, p, size in properties}
+    head_buf, mat_buf = np.zeros(n * 3), np.zeros(n * 16)
+    current = scene.frame_current
+    try:
+        for i, f in enumerate(frames):
+            scene.frame_set(int(f))
+            bones.foreach_get("head", head_buf)
+            bones.foreach_get("matrix", mat_buf)
+            heads[i] = head_buf.reshape(n, 3)[order]
+            mats[i] = mat_buf.reshape(n, 4, 4).transpose(0, 2, 1)[order]   # foreach_get gives columns
+            for (b, p), values in channels.items():
+                values[i] = tuple(getattr(bones[b], p))
+    finally:
+        scene.frame_set(current)
+    parents = [names.index(b.parent.name) if b.parent else -1 for b in obj.data.bones]
+    rest = np.array([np.array(b.matrix_local) for b in obj.data.bones])
+    return RigPose(frames, names, parents, heads, mats, rest, np.array(obj.matrix_world), channels)
+
+
+def world_core(pose: RigPose) -> np.ndarray:
+    """Bone heads in world space, core axes (F, B, 3)."""
+    w = pose.world
+    return to_core(pose.heads @ w[:3, :3].T + w[:3, 3])
+
+
+def _orthonormal(m: np.ndarray) -> np.ndarray:
+    """Rotation part of (..., 3, 3) matrices that may carry scale."""
+    return m / np.linalg.norm(m, axis=-2, keepdims=True)
+
+
+def _moved_bone(obj, mapping, names, parents, has_location) -> int:
+    """The bone whose location carries the root: the pelvis bone (or the hips' common parent), or the
+    nearest ancestor of it that is animated with a location."""
+    index = {n: i for i, n in enumerate(names)}
+    start = index.get(mapping.source_for.get("pelvis", ""))
+    if start is None or "pelvis" in mapping.synthesised:
+        hips = [index[mapping.source_for[c]] for c in ("left_hip", "right_hip") if c in mapping.source_for]
+        chain = []
+        j = hips[0] if hips else -1
+        while j >= 0:
+            chain.append(j)
+            j = parents[j]
+        j = hips[1] if len(hips) > 1 else -1
+        while j >= 0 and j not in chain:
+            j = parents[j]
+        start = j if j >= 0 else (chain[-1] if chain else 0)
+    j = start
+    while j >= 0:
+        if names[j] in has_location:
+            return j
+        j = parents[j]
+    return start
+
+
+@dataclass
+class FixPlan:
+    """What the main thread hands the worker."""
+    pose: RigPose
+    mapping: object
+    legs: dict
+    moved: int
+    rotation_modes: dict
+    fps: float
+    first_frame: int
+    overrides: list
+    options: dict
+    notes: list
+
+
+def plan_fix(context, obj) -> FixPlan:
+    """Check the rig and read its animation (main thread); ValueError with a user-facing message."""
+    from ..core_models.io.rig_fix import leg_bones
+
+    ad = obj.animation_data
+    if ad is None or ad.action is None:
+        raise ValueError(f"'{obj.name}' has no action to fix: import mocap onto it or select an animated rig")
+    action = ad.action
+    mapping = stored_mapping(obj)
+    names = [b.name for b in obj.data.bones]
+    legs, notes = leg_bones(names, [False] * len(names), mapping)
+    if not legs:
+        raise ValueError(f"'{obj.name}': no leg has hip, knee and ankle bones mapped; map them in Foot Fix > "
+                         "Bone Map (the canonical left/right_hip, _knee and _ankle)")
+    fcurves = action_fcurves(action, obj)
+    has_location = {fc.data_path.split('"')[1] for fc in fcurves if fc.data_path.endswith(".location")
+                    and fc.data_path.startswith("pose.bones[")}
+    parents = [names.index(b.parent.name) if b.parent else -1 for b in obj.data.bones]
+    moved = _moved_bone(obj, mapping, names, parents, has_location)
+    if obj.data.bones[names[moved]].use_connect:
+        raise ValueError(f"'{obj.name}': the root bone '{names[moved]}' is connected to its parent, so it cannot "
+                         "move; disconnect it or map the pelvis to a free bone")
+    lo, hi = (int(round(v)) for v in action.frame_range)
+    frames = np.arange(lo, hi + 1)
+    leg_set = sorted({b for bones in legs.values() for b in bones[:3]})
+    modes = {names[b]: obj.pose.bones[names[b]].rotation_mode for b in leg_set}
+    props = [(names[moved], "location", 3)] + [
+        (names[b], *_ROTATION_PATHS.get(modes[names[b]], ("rotation_euler", 3))) for b in leg_set]
+    pose = read_rig_pose(obj, context.scene, frames, props)
+    settings = obj.choreo
+    fps = scene_fps(context.scene)
+    overrides = []
+    for o in settings.contact_overrides:
+        if o.frame_end < o.frame_start:
+            raise ValueError(f"contact override '{o.name}': its end frame {o.frame_end} is before its start "
+                             f"frame {o.frame_start}")
+        start = max(0, int(np.floor((o.frame_start - lo) * 30.0 / fps)))
+        end = max(start + 1, int(np.ceil((o.frame_end + 1 - lo) * 30.0 / fps)))
+        for foot in (("left", "right") if o.foot == "BOTH" else (o.foot.lower(),)):
+            overrides.append((foot, start, end, o.contact == "FORCE"))
+    method = "frdm" if settings.foot_method == "FRDM" else "ik_lock"
+    weights = None
+    if method == "frdm":
+        folder, _ = frdm_weights_folder(context)
+        if folder and not os.path.isfile(os.path.join(folder, "config.json")):
+            raise ValueError(f"FRDM weights folder '{folder}' has no config.json: fix the path in Preferences > "
+                             "Add-ons > Choreo, or choose the IK Lock method")
+        weights = folder or None
+    prefs = get_preferences(context)
+    options = dict(method=method, mode=settings.foot_mode.lower(), strength=settings.foot_strength,
+                   weights=weights, device=prefs.device if prefs is not None else "auto",
+                   steps=settings.foot_steps, has_toes=all(t in mapping.source_for for t in ("left_foot", "right_foot")))
+    return FixPlan(pose, mapping, legs, moved, modes, fps, lo, overrides, options, notes)
+
+
+@dataclass
+class FixResult:
+    result: object                     # core FootFixResult (at 30 fps)
+    changed: dict                      # (bone, property) -> (values (F, n), frames changed (F,) bool)
+    unit_scale: float
+
+
+def compute_fix(plan: FixPlan, progress, cancel) -> FixResult:
+    """Worker thread: the core's foot fix on the canonical body, solved back onto the rig's bones."""
+    from ..core_models.frdm import fix_feet
+    from ..core_models.io.retarget import canonical_joints, detect_unit_scale
+    from ..core_models.io.rig_fix import leg_targets, resample_to_frames, solve_leg_rotations
+    from ..core_models.motion import resample_linear
+
+    pose = plan.pose
+    body = canonical_joints(world_core(pose), pose.names, plan.mapping)
+    scale = float(detect_unit_scale(body))
+    joints = body * scale
+    at_30 = resample_linear(joints, plan.fps, 30.0) if abs(plan.fps - 30.0) > 1e-6 else joints
+    result = fix_feet(at_30, overrides=plan.overrides, progress=progress, cancel=cancel, fps=30.0, **plan.options)
+    delta_core = result.joints - at_30
+    if abs(plan.fps - 30.0) > 1e-6:
+        delta_core = resample_to_frames(delta_core, 30.0, plan.fps, len(pose.frames))
+    # metres in core axes -> the rig's unit in armature space
+    w3 = pose.world[:3, :3]
+    delta = to_blender(delta_core / scale) @ np.linalg.inv(w3).T
+    root_delta = delta[:, 0]
+
+    changed = {}
+    moved = plan.moved
+    name = pose.names[moved]
+    parent = pose.parents[moved]
+    rest_m = pose.rest[moved]
+    # head of the moved bone = (parent pose @ parent rest^-1 @ rest) applied to its location channel
+    carry = (rest_m[None] if parent < 0 else
+             pose.matrices[:, parent] @ np.linalg.inv(pose.rest[parent])[None] @ rest_m[None])[:, :3, :3]
+    loc_delta = np.linalg.solve(carry, root_delta[..., None])[..., 0]
+    moved_frames = np.abs(root_delta).max(-1) > 0
+    changed[(name, "location")] = (pose.channels[(name, "location")] + loc_delta, moved_frames)
+
+    glob_r = _orthonormal(pose.matrices[..., :3, :3])
+    local_r = glob_r.copy()
+    for j, p in enumerate(pose.parents):
+        if p >= 0:
+            local_r[:, j] = np.swapaxes(glob_r[:, p], -1, -2) @ glob_r[:, j]
+    descendants = _descendants(pose.parents, moved)
+    glob_p = pose.heads.copy()
+    glob_p[:, descendants] += root_delta[:, None]
+    targets = leg_targets(glob_p, plan.legs, delta)
+    new_local, frames_of, notes = solve_leg_rotations(pose.parents, local_r, glob_r, glob_p, plan.legs, targets)
+    result.notes.extend(n for n in notes if n not in result.notes)
+    rest_r = _orthonormal(pose.rest[:, :3, :3])
+    for j, local in new_local.items():
+        p = pose.parents[j]
+        to_basis = rest_r[j].T if p < 0 else rest_r[j].T @ rest_r[p]
+        basis = to_basis[None] @ local
+        bone = pose.names[j]
+        prop = _ROTATION_PATHS.get(plan.rotation_modes[bone], ("rotation_euler",))[0]
+        changed[(bone, prop)] = (basis, frames_of[j])     # matrices; converted with mathutils on the main thread
+    return FixResult(result, changed, scale)
+
+
+def _descendants(parents, root: int) -> list[int]:
+    out = [root]
+    for j, p in enumerate(parents):
+        if p in out and j not in out:
+            out.append(j)
+    return out
+
+
+def _channel_values(mode: str, matrices: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """Rotation matrices (F, 3, 3) as the bone's rotation channels, each closest to the original value."""
+    from mathutils import Euler, Matrix, Quaternion
+
+    out = np.zeros((len(matrices), previous.shape[1]))
+    for i, (m, prev) in enumerate(zip(matrices, previous)):
+        mat = Matrix(m.tolist())
+        if mode == "QUATERNION":
+            q = mat.to_quaternion()
+            q.make_compatible(Quaternion(prev))
+            out[i] = tuple(q)
+        elif mode == "AXIS_ANGLE":
+            q = mat.to_quaternion()
+            axis, angle = q.to_axis_angle()
+            out[i] = (angle, *axis)
+        else:
+            out[i] = tuple(mat.to_euler(mode, Euler(prev, mode)))
+    return out
+
+
+def _write_channel(action, obj, bone: str, prop: str, frames: np.ndarray, values: np.ndarray,
+                   original: np.ndarray, changed: np.ndarray) -> None:
+    """Key ``values`` (F, n) on the changed frames of ``pose.bones[bone].prop`` in ``action``.
+
+    A curve with a key on each changed frame is edited in place; otherwise it is rebuilt with a linear key
+    on every frame of the range, unchanged frames keeping their ``original`` (evaluated) values."""
+    path = f'pose.bones["{bone}"].{prop}'
+    wanted = frames[changed].astype(np.int64)
+    for index in range(values.shape[1]):
+        fc = ensure_fcurve(action, obj, path, index, bone)
+        points = fc.keyframe_points
+        co = np.zeros(len(points) * 2)
+        points.foreach_get("co", co)
+        co = co.reshape(-1, 2)
+        key_of = {int(round(f)): k for k, f in enumerate(co[:, 0]) if abs(f - round(f)) < 1e-6}
+        if all(int(f) in key_of for f in wanted):
+            co[[key_of[int(f)] for f in wanted], 1] = values[changed, index]
+            points.foreach_set("co", co.ravel())
+            if points[0].interpolation == "BEZIER":
+                fc.update()                      # auto handles follow the new values
+            continue
+        full = original[:, index].copy()
+        full[changed] = values[changed, index]
+        points.clear()
+        points.add(len(frames))
+        points.foreach_set("co", np.stack([frames, full], -1).astype(np.float32).ravel())
+        points.foreach_set("interpolation", np.full(len(frames), _LINEAR, np.int32))
+        fc.update()
+
+
+_LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
+
+
+def _summary(report: dict, rig_fsr: float | None, action_name: str, obj_name: str, fps: float) -> str:
+    fb, fa = report.get("fsr_before"), report.get("fsr_after")
+    parts = [f"Fixed feet of {obj_name} ({report['method'].replace('_', ' ')}, {report['mode']}) as '{action_name}'."]
+    if fb and fa:
+        parts.append(f"FSR {100 * fb['mean']:.1f} % -> {100 * fa['mean']:.1f} %"
+                     + (f" (on the rig {100 * rig_fsr:.1f} %)" if rig_fsr is not None else "") + ",")
+    if report.get("jitter_before") is not None:
+        parts.append(f"jitter {report['jitter_before']:.1f} -> {report['jitter_after']:.1f} m/s^3,")
+    parts.append(f"largest root move {100 * report['max_root_displacement_m']:.1f} cm, foot "
+                 f"{100 * report['max_foot_displacement_m']:.1f} cm.")
+    if report.get("notes"):
+        parts.append("Notes: " + "; ".join(report["notes"]) + ".")
+    return " ".join(parts)
+
+
+def _contact_markers(scene, obj_name: str, intervals: dict, first_frame: int, fps: float) -> int:
+    """Replace the previous fix's markers with this one's: '<L/R> plant' and '<L/R> lift' per contact."""
+    for marker in [m for m in scene.timeline_markers if m.name.startswith(MARKER_PREFIX)]:
+        scene.timeline_markers.remove(marker)
+    count = 0
+    for side, runs in intervals.items():
+        tag = side[0].upper()
+        for start, end in runs:
+            scene.timeline_markers.new(f"{MARKER_PREFIX}{tag} plant", frame=first_frame + int(round(start * fps / 30.0)))
+            scene.timeline_markers.new(f"{MARKER_PREFIX}{tag} lift", frame=first_frame + int(round(end * fps / 30.0)))
+            count += 2
+    return count
+
+
+def apply_fix(obj_name: str, scene_name: str, plan: FixPlan, fix: FixResult) -> str:
+    """Main thread: the new action on the rig, markers and report; nothing is left behind on failure."""
+    from ..core_models.frdm import clip_metrics
+    from ..core_models.io.retarget import canonical_joints
+    from ..core_models.motion import resample_linear
+
+    obj, scene = bpy.data.objects.get(obj_name), bpy.data.scenes.get(scene_name)
+    if obj is None or scene is None:
+        raise ValueError(f"'{obj_name}' or its scene was removed while fixing; nothing was changed")
+    ad = obj.animation_data
+    original = ad.action if ad is not None else None
+    if original is None:
+        raise ValueError(f"'{obj_name}' lost its action while fixing; nothing was changed")
+    original_slot = ad.action_slot if SLOTTED_ACTIONS else None
+    report = dict(fix.result.report)
+    action = original.copy()
+    action.name = f"{original.name} feet fixed"
+    try:
+        if SLOTTED_ACTIONS:
+            ad.action = action
+            ad.action_slot = action.slots.get(original_slot.identifier) if original_slot else None
+        else:
+            ad.action = action
+        frames = plan.pose.frames.astype(np.float64)
+        for (bone, prop), (values, changed) in fix.changed.items():
+            if not changed.any():
+                continue
+            if values.ndim == 3:             # rotation matrices -> the bone's own rotation channels
+                values = _channel_values(plan.rotation_modes[bone], values, plan.pose.channels[(bone, prop)])
+            _write_channel(action, obj, bone, prop, frames, values, plan.pose.channels[(bone, prop)], changed)
+        # the repaired rig, evaluated: what the animator gets
+        after = read_rig_pose(obj, scene, plan.pose.frames)
+        body = canonical_joints(world_core(after), after.names, plan.mapping) * fix.unit_scale
+        if abs(plan.fps - 30.0) > 1e-6:
+            body = resample_linear(body, plan.fps, 30.0)
+        rig = clip_metrics(body, report.get("floor_height_m"))
+        report["fsr_after_on_rig"] = rig["fsr"]
+        report["jitter_after_on_rig"] = rig["jitter"]
+        report["source_action"] = original.name
+        report["scene_fps"] = plan.fps
+        report["first_frame"] = plan.first_frame
+        report["notes"] = list(dict.fromkeys(list(report.get("notes", [])) + plan.notes))
+        action[REPORT_KEY] = json.dumps(report)
+        action["choreo_source_action"] = original.name
+    except Exception:
+        ad.action = original
+        if SLOTTED_ACTIONS and original_slot is not None:
+            ad.action_slot = original_slot
+        bpy.data.actions.remove(action)
+        raise
+    original.use_fake_user = True        # kept in the file although no object uses it any more
+    _contact_markers(scene, obj_name, report["contact_intervals"], plan.first_frame, plan.fps)
+    rig_fsr = (report["fsr_after_on_rig"] or {}).get("mean")
+    summary = _summary(report, rig_fsr, action.name, obj_name, plan.fps)
+    scene.choreo.last_report = summary
+    return summary
+
+
+def action_report(obj) -> dict | None:
+    """The foot-fix report stored on the object's current action, if it was made by Fix Feet."""
+    ad = obj.animation_data if obj is not None else None
+    if ad is None or ad.action is None or REPORT_KEY not in ad.action:
+        return None
+    try:
+        return json.loads(ad.action[REPORT_KEY])
+    except (TypeError, ValueError):
+        return None
+
+
+class CHOREO_OT_fix_feet(bpy.types.Operator):
+    """Repair foot skating on the selected rig: a new action with the root and legs corrected; the original
+    action and the upper body stay exactly as they were"""
+    bl_idname = "choreo.fix_feet"
+    bl_label = "Fix Feet"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        if not jobs.poll_idle(cls):
+            return False
+        obj = context.active_object
+        if obj is None or obj.type != "ARMATURE":
+            cls.poll_message_set("Select an armature (imported mocap or a Choreo dancer)")
+            return False
+        return True
+
+    def execute(self, context):
+        obj = context.active_object
+        try:
+            plan = plan_fix(context, obj)
+        except (ValueError, OSError) as exc:
+            return _fail(self, context, str(exc))
+        if len(plan.pose.frames) < 2:
+            return _fail(self, context, f"'{obj.name}' has a single frame of animation: there is no foot skating "
+                                        "to fix; nothing was changed")
+        obj_name, scene_name = obj.name, context.scene.name
+
+        def work(progress, cancel):
+            return compute_fix(plan, progress, cancel)
+
+        def apply(fix):
+            apply_fix(obj_name, scene_name, plan, fix)
+
+        try:
+            state = jobs.run_job(TITLE, work, apply)
+        except Exception as exc:
+            return _fail(self, context, jobs.failure_message(exc, TITLE))
+        if state == "FINISHED":
+            self.report({"INFO"}, context.scene.choreo.last_report)
+        return {"FINISHED"}
+
+
+class CHOREO_OT_contact_override_add(bpy.types.Operator):
+    """Add a contact override for the selected rig, starting at the current frame"""
+    bl_idname = "choreo.contact_override_add"
+    bl_label = "Add Contact Override"
+    bl_options = {"REGISTER", "UNDO"}
+
+    foot: bpy.props.EnumProperty(name="Foot", items=(("LEFT", "Left", ""), ("RIGHT", "Right", ""),
+                                                     ("BOTH", "Both", "")), default="LEFT")
+    contact: bpy.props.EnumProperty(name="Contact", items=(
+        ("FORCE", "Force contact", "Plant the foot on these frames"),
+        ("NEVER", "Never contact", "Never plant the foot on these frames (a slide or a spin)")), default="FORCE")
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        return obj is not None and obj.type == "ARMATURE"
+
+    def execute(self, context):
+        settings = context.active_object.choreo
+        item = settings.contact_overrides.add()
+        frame = context.scene.frame_current
+        item.foot, item.contact = self.foot, self.contact
+        item.frame_start, item.frame_end = frame, frame + 10
+        item.name = f"{self.foot.title()} {'force' if self.contact == 'FORCE' else 'never'} {frame}"
+        settings.contact_override_index = len(settings.contact_overrides) - 1
+        return {"FINISHED"}
+
+
+class CHOREO_OT_contact_override_remove(bpy.types.Operator):
+    """Remove the selected contact override"""
+    bl_idname = "choreo.contact_override_remove"
+    bl_label = "Remove Contact Override"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        return obj is not None and obj.type == "ARMATURE" and len(obj.choreo.contact_overrides) > 0
+
+    def execute(self, context):
+        settings = context.active_object.choreo
+        settings.contact_overrides.remove(min(settings.contact_override_index, len(settings.contact_overrides) - 1))
+        settings.contact_override_index = max(0, settings.contact_override_index - 1)
+        return {"FINISHED"}
+
+
+class CHOREO_OT_remap_bones(bpy.types.Operator):
+    """Map the selected rig's bones to the canonical body again by their names (discards manual edits)"""
+    bl_idname = "choreo.remap_bones"
+    bl_label = "Map Bones by Name"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        return obj is not None and obj.type == "ARMATURE"
+
+    def execute(self, context):
+        from .operators import map_armature
+
+        obj = context.active_object
+        try:
+            mapping = map_armature(obj)
+        except ValueError as exc:
+            obj.choreo.mapping_error = str(exc)
+            return _fail(self, context, f"{obj.name}: {exc}")
+        store_mapping(obj, mapping)
+        context.scene.choreo.last_report = f"{obj.name}: bones mapped by name ({mapping.profile})"
+        return {"FINISHED"}
+
+
+classes = (CHOREO_OT_fix_feet, CHOREO_OT_contact_override_add, CHOREO_OT_contact_override_remove,
+           CHOREO_OT_remap_bones)
+
+register, unregister = bpy.utils.register_classes_factory(classes)
