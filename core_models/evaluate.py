@@ -9,6 +9,9 @@ against the track's beats (librosa's beat tracker at 30 fps):
   music zeroed   the same model with its music input replaced by zeros (does the music matter?)
   real mocap     held-out real clips (the test split) cut to the same length, played against the music
                  (what a real dance that ignores this song scores)
+  model + feet   the model's dance after the foot fix (FRDM with the bundled weights): what `make demo` and the
+                 add-on give; its FSR is measured against the floor the fix found (the frame-0 rule would move
+                 the ground with the fix), the other rows' with the metric's frame-0 rule
 Metrics per row: BAS (beat alignment, Bailando), FSR, jitter, and Div-k / Div-g over all dances of the row;
 FID-k / FID-g of the model's dances against the held-out clips' features.
 """
@@ -39,9 +42,9 @@ def _held_out_clips(max_clips: int = 40, min_frames: int = 150) -> list[np.ndarr
     return clips[:max_clips]
 
 
-def _row(dances: list[np.ndarray], beats: list[np.ndarray], gt_k, gt_g) -> dict:
+def _row(dances: list[np.ndarray], beats: list[np.ndarray], gt_k, gt_g, fsr=None) -> dict:
     bas = [metrics.beat_align_score(d, b) for d, b in zip(dances, beats)]
-    fsr = [metrics.foot_skating_ratio(d)["mean"] for d in dances]
+    fsr = fsr if fsr is not None else [metrics.foot_skating_ratio(d)["mean"] for d in dances]
     jit = [metrics.jitter(d) for d in dances]
     kin = np.stack([metrics.kinetic_features(metrics.preprocess_for_fid(d)) for d in dances])
     geo = np.stack([metrics.geometric_features(metrics.preprocess_for_fid(d)) for d in dances])
@@ -57,6 +60,7 @@ def evaluate(weights, music_files=None, seconds: float = 30.0, seeds=(0,), genre
              library=None, device="cpu", log=print) -> dict:
     from .audio import load_audio, music_beat_frames
     from .data import music_files as shared_music
+    from .frdm import fix_feet
     from .pipeline import generate, raw_music_features
     from .weights import load_weight_set
 
@@ -69,7 +73,10 @@ def evaluate(weights, music_files=None, seconds: float = 30.0, seeds=(0,), genre
         raise FileNotFoundError("the held-out mocap clips are needed (../shared/data/mocap)")
     gt_k = np.stack([metrics.kinetic_features(metrics.preprocess_for_fid(j)) for j in held])
     gt_g = np.stack([metrics.geometric_features(metrics.preprocess_for_fid(j)) for j in held])
-    rows = {"model": ([], []), "music zeroed": ([], []), "real mocap": ([], [])}
+    rows = {"model": ([], []), "music zeroed": ([], []), "real mocap": ([], []), "model + feet": ([], [])}
+    fixed_fsr = []
+    frdm_weights = Path(__file__).resolve().parent / "assets" / "frdm"
+    frdm_weights = frdm_weights if (frdm_weights / "config.json").is_file() else None
     for i, path in enumerate(music_files):
         samples, sr = load_audio(path)
         end = min(seconds, len(samples) / sr)
@@ -80,6 +87,10 @@ def evaluate(weights, music_files=None, seconds: float = 30.0, seeds=(0,), genre
             res = generate((cut, sr), genre, weights=ws, seed=seed, library=library)
             rows["model"][0].append(res.joints)
             rows["model"][1].append(beats)
+            fixed = fix_feet(res.joints, method="frdm", weights=frdm_weights, device=device)
+            rows["model + feet"][0].append(fixed.joints)
+            rows["model + feet"][1].append(beats)
+            fixed_fsr.append(fixed.report["fsr_after"]["mean"] if fixed.report["fsr_after"] else 0.0)
             zero = generate(None, genre, weights=ws, seed=seed, references=None,
                             music_feature_array=np.zeros_like(raw))
             rows["music zeroed"][0].append(zero.joints[:res.num_frames])
@@ -90,7 +101,8 @@ def evaluate(weights, music_files=None, seconds: float = 30.0, seeds=(0,), genre
         rows["real mocap"][1].append(beats[beats < frames - 1])
         log(f"{path.name}: {len(beats)} beats in {end:.1f} s; model BAS "
             f"{metrics.beat_align_score(res.joints, beats):.4f}")
-    table = {name: _row(d, b, gt_k, gt_g) for name, (d, b) in rows.items()}
+    table = {name: _row(d, b, gt_k, gt_g, fixed_fsr if name == "model + feet" else None)
+             for name, (d, b) in rows.items()}
     clean_fsr = float(np.mean([metrics.foot_skating_ratio(j)["mean"] for j in held]))
     return {"weights": str(ws.path), "tracks": [p.name for p in music_files], "seconds": seconds,
             "seeds": list(seeds), "genre": genre, "held_out_clips": len(held),
