@@ -200,6 +200,7 @@ def plan_fix(context, obj) -> FixPlan:
     prefs = get_preferences(context)
     options = dict(method=method, mode=settings.foot_mode.lower(), strength=settings.foot_strength,
                    weights=weights, device=prefs.device if prefs is not None else "auto",
+                   backend=getattr(prefs, "backend", "auto") if prefs is not None else "auto",
                    steps=settings.foot_steps, has_toes=all(t in mapping.source_for for t in ("left_foot", "right_foot")))
     return FixPlan(pose, mapping, legs, moved, modes, fps, lo, overrides, options, notes)
 

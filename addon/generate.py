@@ -161,11 +161,12 @@ def _clip_names(per_window) -> list[str]:
     return names
 
 
-def _device_and_dtype(context) -> tuple[str, str | None]:
+def _device_and_dtype(context) -> tuple[str, str | None, str]:
+    """Device, precision and model backend ("auto", "torch", "onnx") from the preferences."""
     prefs = get_preferences(context)
     if prefs is None:
-        return "auto", None
-    return prefs.device, None if prefs.precision == "auto" else prefs.precision
+        return "auto", None, "auto"
+    return prefs.device, None if prefs.precision == "auto" else prefs.precision, getattr(prefs, "backend", "auto")
 
 
 def _file_strip(scene, span: MusicSpan, last_frame: int):
@@ -230,9 +231,10 @@ class CHOREO_OT_generate(bpy.types.Operator):
                 skeleton = _dancer_skeleton(context)
             except (ValueError, OSError) as exc:
                 return _fail(self, context, f"SMPL-X model file problem: {exc}")
-        device, dtype = _device_and_dtype(context)
+        device, dtype, backend = _device_and_dtype(context)
         options = dict(seed=settings.seed, temperature=settings.temperature, top_k=settings.top_k,
-                       top_p=settings.top_p, window_mode=settings.window_mode, device=device, dtype=dtype)
+                       top_p=settings.top_p, window_mode=settings.window_mode, device=device, dtype=dtype,
+                       backend=backend)
         genre = settings.genre
         scene_name = scene.name
         library_path = str(library.path) if library is not None else ""

@@ -375,17 +375,17 @@ class CHOREO_OT_library_retrieve(bpy.types.Operator):
             top_k = references_per_window()
         except (ValueError, OSError) as exc:
             return _fail(self, context, str(exc))
-        device, dtype = _device_and_dtype(context)
+        device, dtype, backend = _device_and_dtype(context)
         scene_name = scene.name
 
         def work(progress, cancel):
             from ..core_models.audio import load_audio
             from ..core_models.pipeline import query_features
             from ..core_models.progress import check_cancel
-            from ..core_models.weights import load_weight_set
+            from ..core_models.onnx_backend import load_for_backend
 
             progress("load weights", 0, 1)
-            ws = load_weight_set(folder, device, dtype)
+            ws = load_for_backend(folder, backend, device, dtype)
             check_cancel(cancel)
             progress("music features", 0, 1)
             samples, sr = load_audio(span.path)

@@ -7,11 +7,23 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 
 ADDON_ID = __package__.rpartition(".")[0] or __package__
-REQUIRED_MODULES = ("numpy", "scipy", "torch", "librosa", "soundfile", "safetensors", "smplx")
+REQUIRED_MODULES = ("numpy", "scipy", "librosa", "soundfile", "safetensors", "smplx")
+# The models run on torch or on ONNX Runtime (the extension zip can ship onnxruntime): one of them is needed.
+MODEL_RUNTIMES = ("torch", "onnxruntime")
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):         # a broken or blocked package counts as missing
+        return False
 
 
 def missing_modules() -> list[str]:
-    return [m for m in REQUIRED_MODULES if importlib.util.find_spec(m) is None]
+    missing = [m for m in REQUIRED_MODULES if not _installed(m)]
+    if not any(_installed(m) for m in MODEL_RUNTIMES):
+        missing.append("torch or onnxruntime")
+    return missing
 
 
 def get_preferences(context=None):
@@ -79,6 +91,11 @@ class ChoreoPreferences(bpy.types.AddonPreferences):
                     "exact skeleton and skinned body; otherwise Choreo's own default skeleton is used")
     device: EnumProperty(name="Device", default="auto", items=(
         ("auto", "Auto", "CUDA when available, else CPU"), ("cuda", "CUDA", "NVIDIA GPU"), ("cpu", "CPU", "Processor")))
+    backend: EnumProperty(name="Backend", default="auto", items=(
+        ("auto", "Auto", "PyTorch when installed, else ONNX Runtime"),
+        ("torch", "PyTorch", "Run the models with torch"),
+        ("onnx", "ONNX Runtime", "Run the compact models and FRDM with onnxruntime (no torch needed; CUDA with "
+                                 "onnxruntime-gpu). The weight set needs an ONNX export")))
     precision: EnumProperty(name="Precision", default="auto", items=(
         ("auto", "Auto", "bf16 on capable GPUs, fp32 on CPU"), ("fp32", "fp32", "Full precision"),
         ("bf16", "bf16", "Half the memory on GPUs that support it")))
@@ -101,6 +118,7 @@ class ChoreoPreferences(bpy.types.AddonPreferences):
         row = layout.row()
         row.prop(self, "device")
         row.prop(self, "precision")
+        layout.prop(self, "backend")
         missing = missing_modules()
         box = layout.box()
         if missing:

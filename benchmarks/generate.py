@@ -57,7 +57,7 @@ def build(cfg: GeneratorConfig, device, dtype) -> ChoreoLLaMA:
 @torch.no_grad()
 def measure(cfg: GeneratorConfig, device, dtype, tokens: int, baseline_tokens: int) -> dict:
     model = build(cfg, device, dtype)
-    g = torch.Generator(device=device).manual_seed(0)
+    g = np.random.default_rng(0)              # the shared numpy sampler's random stream
     music = torch.randn(1, cfg.music_len, cfg.music_dim, device=device, dtype=dtype)
     cond = torch.randn(1, cfg.cond_len, cfg.cond_dim, device=device, dtype=dtype)
     style = torch.tensor([1], device=device)
@@ -84,7 +84,8 @@ def measure(cfg: GeneratorConfig, device, dtype, tokens: int, baseline_tokens: i
     for i in range(baseline_tokens):
         lo, hi = cfg.slot_range(i % 3)
         logits = model.llama.logits(model.llama(embeds)[:, -1], lo, hi)
-        tok = sample_slot(logits, history, i % 3, sampling, g)
+        tok = torch.as_tensor(sample_slot(logits.float().cpu().numpy(), history.cpu().numpy(), i % 3, sampling, g),
+                              device=device)
         embeds = torch.cat([embeds, model.dance_bridge(model.codebooks[i % 3][tok])[:, None]], dim=1)
     _sync(device)
     baseline_s = (time.perf_counter() - t) / baseline_tokens

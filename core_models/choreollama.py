@@ -15,68 +15,16 @@ Mamba`` with a residual around Mamba, fused by one linear layer.
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .llama import Llama, LlamaConfig
+from .configs import GENRES, GeneratorConfig, LlamaConfig  # noqa: F401  (torch-free sizes)
+from .llama import Llama
 from .progress import check_cancel
-from .sampling import SamplingConfig, sample_slot
-
-GENRES = ("Ballet", "Popular", "Latin", "Modern", "Folk", "Classic")
-
-
-@dataclass
-class GeneratorConfig:
-    llama: LlamaConfig = field(default_factory=LlamaConfig)
-    music_dim: int = 1024          # MuQ (official) or 55 (compact: librosa features)
-    music_fps: float = 25.0
-    music_len: int = 320           # music frames per window
-    dance_len: int = 288           # tokens per window
-    style_dim: int = 64
-    num_styles: int = 6
-    cond_dim: int = 264            # retrieval condition: 264-d motion features
-    cond_len: int = 384            # ... over 384 motion frames
-    code_dim: int = 1024           # RVQ codebook vector size (dance-bridge input)
-    nb_code: int = 512
-    num_quantizers: int = 3
-    dance_token_start: int = 4096  # first dance id in the LM vocabulary
-    bridge_heads: int = 8
-    n_bins: int = 2                # frequency-band experts
-    d_state: int = 16
-    d_conv: int = 4
-    expand: int = 2
-    dt_rank: int = 128
-    genres: tuple = GENRES
-
-    def __post_init__(self):
-        if isinstance(self.llama, dict):
-            self.llama = LlamaConfig.from_dict(self.llama)
-        self.genres = tuple(self.genres)
-        if len(self.genres) != self.num_styles:
-            raise ValueError(f"{len(self.genres)} genre names for {self.num_styles} styles")
-        if self.dance_token_start + self.nb_code * self.num_quantizers > self.llama.vocab_size:
-            raise ValueError(f"dance ids up to {self.dance_token_start + self.nb_code * self.num_quantizers} do "
-                             f"not fit the LM vocabulary of {self.llama.vocab_size}")
-        if self.llama.dim % self.bridge_heads:
-            raise ValueError(f"bridge_heads ({self.bridge_heads}) must divide the hidden size {self.llama.dim}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "GeneratorConfig":
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out["genres"] = list(self.genres)
-        return out
-
-    def slot_range(self, slot: int) -> tuple[int, int]:
-        lo = self.dance_token_start + self.nb_code * slot
-        return lo, lo + self.nb_code
-
+from .sampling import SamplingConfig, make_rng, sample_slot
 
 class Mamba(nn.Module):
     """Mamba v1 selective-state-space block in plain PyTorch (same parameters and maths as mamba_ssm).
@@ -229,14 +177,15 @@ class ChoreoLLaMA(nn.Module):
     @torch.no_grad()
     def generate_window(self, music: torch.Tensor, style: torch.Tensor, cond: torch.Tensor,
                         prefix: torch.Tensor | None, new_tokens: int, sampling: SamplingConfig,
-                        generator: torch.Generator | None = None, cancel: threading.Event | None = None,
-                        on_token=None) -> torch.Tensor:
+                        rng=None, cancel: threading.Event | None = None, on_token=None) -> torch.Tensor:
         """Sample ``new_tokens`` slot-local ids (B, new_tokens) after ``prefix`` (B, P) local ids, P % Q == 0.
 
-        One prefill over [music; prefix], then one cached step per token; nothing waits on the device
-        between tokens (sampling keeps its history on the device).
+        One prefill over [music; prefix], then one cached step per token. Each step's slot logits go to the
+        host, where the shared numpy sampler draws with ``rng`` (a numpy Generator or a seed), so the ONNX
+        backend draws the same tokens for the same seed.
         """
         q = self.cfg.num_quantizers
+        rng = make_rng(rng)
         batch = music.shape[0]
         prefix_len = 0 if prefix is None else prefix.shape[1]
         if prefix_len % q:
@@ -249,14 +198,13 @@ class ChoreoLLaMA(nn.Module):
         self.llama.setup_cache(batch, total, dtype=embeds.dtype, device=embeds.device)
         try:
             hidden = self.llama(embeds, torch.arange(start, device=embeds.device))[:, -1:]
-            out = torch.zeros(batch, new_tokens, dtype=torch.long, device=embeds.device)
+            out = np.zeros((batch, new_tokens), np.int64)
             pos = torch.empty(1, dtype=torch.long, device=embeds.device)
             for i in range(new_tokens):
                 slot = i % q
                 lo, hi = self.cfg.slot_range(slot)
-                logits = self.llama.logits(hidden[:, 0], lo, hi)
-                token = sample_slot(logits, out[:, slot:i:q], slot, sampling, generator)
-                out[:, i] = token
+                logits = self.llama.logits(hidden[:, 0], lo, hi).float().cpu().numpy()
+                out[:, i] = sample_slot(logits, out[:, slot:i:q], slot, sampling, rng)
                 if on_token is not None:
                     on_token(i + 1, new_tokens)
                 if i + 1 == new_tokens:
@@ -264,8 +212,9 @@ class ChoreoLLaMA(nn.Module):
                 if cancel is not None and i % 48 == 47:
                     check_cancel(cancel)
                 pos.fill_(start + i)
+                token = torch.as_tensor(out[:, i], device=embeds.device)
                 emb = self.dance_bridge(self.codebooks[slot][token])[:, None]
                 hidden = self.llama(emb, pos)
-            return out
+            return torch.as_tensor(out, device=embeds.device)
         finally:
             self.llama.clear_cache()

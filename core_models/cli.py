@@ -203,7 +203,7 @@ def _cmd_generate(args) -> int:
         result = generate(args.music, args.genre, weights=args.weights, start_s=args.start, end_s=args.end,
                           seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                           references=references, library=library, window_mode=args.window_mode,
-                          device=args.device, dtype=args.precision, progress=progress)
+                          device=args.device, dtype=args.precision, backend=args.backend, progress=progress)
         save_generation(result, out)
     except (ValueError, FileNotFoundError, RuntimeError, Cancelled) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -330,7 +330,8 @@ def _cmd_fix_feet(args) -> int:
         mapping = json.loads(Path(args.mapping).read_text()) if args.mapping else None
         clip = load_body_clip(src, overrides=mapping, unit=args.unit)
         result = fix_feet(clip, method=args.method, mode=args.mode, overrides=overrides, strength=args.strength,
-                          weights=args.weights, device=args.device, steps=args.steps, seed=args.seed)
+                          weights=args.weights, device=args.device, steps=args.steps, seed=args.seed,
+                          backend=args.backend)
         report = dict(result.report, input=str(src), output=str(out), rig_profile=clip.mapping.profile)
         rig_notes: list[str] = []
         if src.suffix.lower() == ".bvh":
@@ -406,6 +407,8 @@ def main(argv=None) -> int:
     p.add_argument("--pin", action="append", default=[], help="library clip to use as reference (repeatable)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--precision", default=None, help="fp32, bf16 or fp16 (default: bf16 on CUDA, fp32 on CPU)")
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+                   help="torch, or onnx (onnxruntime; needs export-onnx first); auto: torch when installed")
     p.add_argument("--report", help="write a JSON report (timings, references, notes) here")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_generate)
@@ -441,6 +444,8 @@ def main(argv=None) -> int:
     p.add_argument("--contacts", help='JSON list of overrides, e.g. [{"foot": "left", "start": 10, "end": 40, '
                                       '"contact": true}] (frames at 30 fps, end exclusive)')
     p.add_argument("--steps", type=int, default=10, help="FRDM sampling steps")
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+                   help="FRDM on torch or onnx (onnxruntime); auto: torch when installed")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--unit", default="auto", help="source unit: auto, m, cm, mm, in or a scale factor")
@@ -454,5 +459,21 @@ def main(argv=None) -> int:
     p.add_argument("--genre", default="Latin")
     p.add_argument("--out", help="write the table as JSON here")
     p.set_defaults(func=_cmd_eval)
+    p = sub.add_parser("export-onnx", help="export a compact or FRDM weight set to ONNX (into the set, with sha256)")
+    p.add_argument("--weights", required=True, help="weight-set folder (compact family or FRDM)")
+    p.add_argument("--out", default=None, help="write here instead (a copy of the set plus its ONNX files)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+    p.set_defaults(func=_cmd_export_onnx)
     args = parser.parse_args(argv)
     return args.func(args)
+
+
+def _cmd_export_onnx(args) -> int:
+    from .onnx_export import OPSET, export_onnx
+
+    try:
+        export_onnx(args.weights, args.out, args.opset or OPSET)
+    except (ValueError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -700,7 +700,7 @@ def load_weight_set(folder, device="auto", verify: bool = True) -> FRDMWeights:
     """Load an FRDM weight set strictly (every key and shape must match its config)."""
     from safetensors.torch import load_file
 
-    from .weights import WeightSetError, _weights_fetch, resolve_device
+    from .weights import WeightSetError, resolve_device, verify_weights
 
     folder = Path(folder)
     cfg_path = folder / "config.json"
@@ -714,7 +714,7 @@ def load_weight_set(folder, device="auto", verify: bool = True) -> FRDMWeights:
     if config.get("family") != FAMILY:
         raise FootFixError(f"'{folder}' holds a '{config.get('family')}' weight set, not FRDM foot-fix weights")
     if verify:
-        problems = _weights_fetch().verify(folder)
+        problems = verify_weights(folder)
         if problems:
             raise FootFixError(f"FRDM weight set '{folder}' failed verification: {'; '.join(problems[:3])}")
     cfg = FRDMConfig.from_dict(config["model"])
@@ -782,19 +782,34 @@ def _window_plan(t_len: int, window: int) -> tuple[list[int], np.ndarray]:
     return starts, np.clip(np.minimum(k + 1, window - k) / ramp, 1e-3, 1.0)
 
 
-def predict_clean(model, x, t: int, window: int):
-    """x0 prediction for a whole sequence x (T, 259) (normalised, merged), window by window in one batch."""
+def denoiser(model, device=None):
+    """``denoise(x (B, W, 259) float32, t (B,) int64) -> x0`` (numpy) for a torch FRDMDenoiser or an object
+    with such a ``denoise`` method (the ONNX Runtime one), so the sampler itself is backend-free."""
+    if hasattr(model, "denoise"):
+        return model.denoise
+    dev = device or torch.device("cpu")
+
+    def run(x, t):
+        with torch.no_grad():
+            return model(torch.as_tensor(x, device=dev), torch.as_tensor(t, device=dev)).float().cpu().numpy()
+    return run
+
+
+def predict_clean(model, x, t: int, window: int, device=None):
+    """x0 prediction for a whole sequence x (T, 259) (normalised, merged; numpy), window by window in one
+    batch. ``model``: a torch FRDMDenoiser or a ``denoise`` callable / object (see :func:`denoiser`)."""
+    is_module = nn is not None and isinstance(model, nn.Module)
+    denoise = denoiser(model, device) if is_module or hasattr(model, "denoise") else model
+    x = np.asarray(x, np.float32)
     t_len = x.shape[0]
     if t_len < window:
-        x = torch.cat([x, x[-1:].expand(window - t_len, -1)], dim=0)
+        x = np.concatenate([x, np.repeat(x[-1:], window - t_len, axis=0)], axis=0)
     starts, wts = _window_plan(x.shape[0], window)
-    batch = torch.stack([x[s:s + window] for s in starts])
-    steps = torch.full((len(starts),), t, dtype=torch.long, device=x.device)
-    with torch.no_grad():
-        pred = model(batch, steps)
-    out = torch.zeros_like(x)
-    norm = torch.zeros(x.shape[0], 1, dtype=x.dtype, device=x.device)
-    w = torch.as_tensor(wts, dtype=x.dtype, device=x.device)[:, None]
+    batch = np.stack([x[s:s + window] for s in starts])
+    pred = np.asarray(denoise(batch, np.full(len(starts), t, np.int64)), np.float32)
+    out = np.zeros_like(x)
+    norm = np.zeros((x.shape[0], 1), np.float32)
+    w = np.asarray(wts, np.float32)[:, None]
     for i, s in enumerate(starts):
         out[s:s + window] += pred[i] * w
         norm[s:s + window] += w
@@ -866,13 +881,13 @@ def sample(weights: FRDMWeights, x_in: np.ndarray, contacts: np.ndarray, cfg: Sa
     guidance also pulls the root velocities towards the input (the root path is geometry too; left free it
     wanders). Deterministic for a seed."""
     cfg = cfg or SamplerConfig()
-    model, mcfg = weights.model, weights.cfg
-    dev = weights.device or torch.device("cpu")
+    mcfg = weights.cfg
+    denoise = denoiser(weights.model, weights.device)
     mean, std = weights.mean, weights.std
-    x_in_n = torch.as_tensor((x_in - mean) / std, dtype=torch.float32, device=dev)
+    x_in_n = ((x_in - mean) / std).astype(np.float32)
     angle = _yaw_angle(x_in)
-    gen = torch.Generator(device="cpu").manual_seed(int(cfg.seed))
-    x_T = torch.randn(x_in_n.shape, generator=gen).to(dev)
+    # numpy noise, so every backend (torch, ONNX Runtime) starts from the same x_T for a seed
+    x_T = np.random.default_rng(int(cfg.seed)).standard_normal(x_in_n.shape).astype(np.float32)
     abar = cosine_alpha_bar(mcfg.diffusion_steps)
     ts = sampler_timesteps(mcfg.diffusion_steps, cfg.steps, cfg.spacing)
     if cfg.renoise not in ("initial", "ddim"):
@@ -890,8 +905,8 @@ def sample(weights: FRDMWeights, x_in: np.ndarray, contacts: np.ndarray, cfg: Sa
     for k, t in enumerate(ts):
         check_cancel(cancel)
         merged = merge(x_in_n, x_t)
-        x0_n = predict_clean(model, merged, t, mcfg.window)
-        x0 = x0_n.cpu().numpy().astype(np.float64) * std + mean
+        x0_n = predict_clean(denoise, merged, t, mcfg.window)
+        x0 = x0_n.astype(np.float64) * std + mean
         w = t / mcfg.diffusion_steps
         guided = x0.copy()
         if t >= t_th:                            # geometric guidance: stay near the input
@@ -901,11 +916,11 @@ def sample(weights: FRDMWeights, x_in: np.ndarray, contacts: np.ndarray, cfg: Sa
                 x0[:, ROOT_CHANNELS] = (1.0 - w) * target[:, ROOT_CHANNELS] + w * x0[:, ROOT_CHANNELS]
             guided = contact_guidance(x0, angle, contacts, w, mode, cfg.blend, levels)
         t_prev = ts[k + 1] if k + 1 < len(ts) else 0
-        g_n = torch.as_tensor((guided - mean) / std, dtype=torch.float32, device=dev)
+        g_n = ((guided - mean) / std).astype(np.float32)
         noise = x_T
         if cfg.renoise == "ddim":           # the noise the model sees in x_t, as deterministic DDIM re-uses it
             noise = (merged - math.sqrt(abar[t]) * x0_n) / math.sqrt(max(1.0 - abar[t], 1e-8))
-        x_t = math.sqrt(abar[t_prev]) * g_n + math.sqrt(1.0 - abar[t_prev]) * noise
+        x_t = (math.sqrt(abar[t_prev]) * g_n + math.sqrt(1.0 - abar[t_prev]) * noise).astype(np.float32)
         progress("frdm", k + 1, len(ts))
     return merge(x_in, guided)
 
@@ -1002,7 +1017,8 @@ def upper_body_change(before: np.ndarray, after: np.ndarray) -> float:
 def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides: Sequence | None = None,
              strength: float = 1.0, weights=None, device: str = "auto", progress: ProgressFn | None = None,
              cancel: threading.Event | None = None, fps: float | None = None, steps: int = 10, seed: int = 0,
-             sampler: SamplerConfig | None = None, has_toes: bool | None = None) -> FootFixResult:
+             sampler: SamplerConfig | None = None, has_toes: bool | None = None,
+             backend: str = "auto") -> FootFixResult:
     """Repair foot skating on one clip; the upper body keeps its pose relative to the root exactly.
 
     joints_or_clip: a :class:`io.BodyClip` (from ``load_body_clip``; toes synthesised for the rig are
@@ -1012,6 +1028,8 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
     slide). overrides: per-foot frame intervals forcing contact on or off (:class:`ContactOverride`, dicts or
     (foot, start, end, contact) tuples). strength: 0 (unchanged) .. 1 (full repair). steps/seed/sampler: the
     FRDM sampler. progress(stage, done, total) and the ``cancel`` event are checked between steps.
+    backend: "auto", "torch" or "onnx" for FRDM (see ``onnx_backend.load_frdm_for_backend``; the report's
+    "backend" names the provider used, its notes any fallback).
     has_toes: whether the toe joints are real (default: a BodyClip's mapping says; arrays: True); False plants
     the ankles only (toes made up from the ankles would plant the wrong point).
 
@@ -1089,8 +1107,14 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
         return finish(out, info.contacts, info.floor, timings)
 
     t0 = time.perf_counter()
-    w = weights if isinstance(weights, FRDMWeights) else load_weight_set(weights, device)
+    if isinstance(weights, FRDMWeights):
+        w = weights
+    else:
+        from .onnx_backend import load_frdm_for_backend
+        w, load_notes = load_frdm_for_backend(weights, backend, device)
+        notes.extend(load_notes)
     report["weights"] = str(w.folder) if w.folder else None
+    report["backend"] = w.device if isinstance(w.device, str) else f"torch {w.device}"
     timings["load_weights"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     # the input's drift (planted feet moving together) comes out of the root first: the geometric guidance

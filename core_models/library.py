@@ -378,10 +378,8 @@ class Library:
         """For each 384-frame window of the music (stride 192) the ``top_k`` best reference windows of ``genre``
         (or of ``names``) by cosine similarity of RetrievalNet embeddings, best first. ``query``: the music's
         features for RetrievalNet (``pipeline.query_features``: 55-d official, rhythm compact) at 30 fps."""
-        import torch
-
-        from .retrieval import top_k as cosine_top_k
-        from .retrieval import windows
+        from .retrieval_search import top_k as cosine_top_k
+        from .retrieval_search import windows
 
         if ws.retrieval is None:
             raise LibraryError(f"weight set '{ws.path}' has no RetrievalNet; automatic references need one "
@@ -395,9 +393,8 @@ class Library:
             keys += [(c.name, int(s)) for s in d["starts"]]
             embs.append(d["embeddings"])
         query = windows(np.asarray(query, np.float32), WINDOW, STRIDE)
-        with torch.no_grad():
-            q = ws.retrieval.encode_music(torch.as_tensor(query, dtype=torch.float32, device=ws.device))
-        idx, scores = cosine_top_k(q.float().cpu().numpy(), np.concatenate(embs), top_k)
+        q = ws.encode_music(query)
+        idx, scores = cosine_top_k(q, np.concatenate(embs), top_k)
         return [[Match(*keys[j], float(s)) for j, s in zip(row, srow)] for row, srow in zip(idx, scores)]
 
     def reference_provider(self, ws, genre: str, query: np.ndarray, top_k: int = 10,
@@ -442,13 +439,10 @@ class LibraryReferences:
 
 def compute_derived(ws, features: np.ndarray) -> dict:
     """RVQ tokens of the whole clip and RetrievalNet embeddings of its 384-frame windows (stride 192)."""
-    import torch
-
-    fpl = ws.tokenizer.frames_per_latent
+    fpl = ws.frames_per_latent
     usable = features.shape[0] // fpl * fpl
     norm = ((features[:usable] - ws.mean) / ws.std).astype(np.float32)
-    with torch.no_grad():
-        tokens = ws.tokenizer.encode(torch.as_tensor(norm, device=ws.device)[None])[0].cpu().numpy()
+    tokens = ws.encode_tokens(norm)
     # Whole windows every STRIDE frames, plus one that ends with the clip so its end is reachable too.
     last = features.shape[0] - WINDOW
     starts = list(range(0, last + 1, STRIDE))
@@ -459,8 +453,7 @@ def compute_derived(ws, features: np.ndarray) -> dict:
         segs = np.stack([features[s:s + WINDOW] for s in starts]).astype(np.float32)
         if ws.config.get("retrieval_motion_input", "raw") == "normalised":
             segs = ((segs - ws.rag_mean) / ws.rag_std).astype(np.float32)
-        with torch.no_grad():
-            embeddings = ws.retrieval.encode_motion(torch.as_tensor(segs, device=ws.device)).float().cpu().numpy()
+        embeddings = ws.encode_motion(segs)
     return {"tokens": tokens.astype(np.int16), "starts": np.asarray(starts, np.int64), "embeddings": embeddings}
 
 

@@ -14,54 +14,12 @@ CUDA graphs, and no step allocates.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass
-class LlamaConfig:
-    dim: int = 2048
-    n_layers: int = 16
-    n_heads: int = 32
-    n_kv_heads: int = 8
-    head_dim: int = 64
-    intermediate: int = 8192
-    vocab_size: int = 5888
-    norm_eps: float = 1e-5
-    rope_theta: float = 500000.0
-    # llama3 frequency scaling (None = plain RoPE)
-    rope_scaling: dict | None = field(default_factory=lambda: {
-        "rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-        "original_max_position_embeddings": 8192})
-    tie_embeddings: bool = True
-
-    def __post_init__(self):
-        if self.n_heads % self.n_kv_heads:
-            raise ValueError(f"n_heads ({self.n_heads}) must be a multiple of n_kv_heads ({self.n_kv_heads})")
-        if self.head_dim % 2:
-            raise ValueError(f"head_dim must be even for RoPE, got {self.head_dim}")
-
-    @classmethod
-    def from_hf(cls, hf: dict, vocab_size: int | None = None) -> "LlamaConfig":
-        """From a Hugging Face ``config.json`` of a LLaMA model (the release ships Llama3.2-1B's)."""
-        heads = hf["num_attention_heads"]
-        return cls(dim=hf["hidden_size"], n_layers=hf["num_hidden_layers"], n_heads=heads,
-                   n_kv_heads=hf.get("num_key_value_heads", heads),
-                   head_dim=hf.get("head_dim") or hf["hidden_size"] // heads,
-                   intermediate=hf["intermediate_size"], vocab_size=vocab_size or hf["vocab_size"],
-                   norm_eps=hf.get("rms_norm_eps", 1e-5), rope_theta=hf.get("rope_theta", 10000.0),
-                   rope_scaling=hf.get("rope_scaling"), tie_embeddings=hf.get("tie_word_embeddings", True))
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LlamaConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in d.items() if k in known})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from .configs import LlamaConfig  # noqa: F401  (sizes live in configs.py, torch-free)
 
 
 def rope_inverse_frequencies(cfg: LlamaConfig) -> torch.Tensor:

@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from .features import FEATURE_DIM, denormalize_features, features_to_joints
 from .motion import Motion
 from .progress import ProgressFn, check_cancel, no_progress
-from .sampling import SamplingConfig
+from .sampling import SamplingConfig, make_rng
 from .windows import MOTION_FPS, full_plan, official_plan
 
 MIN_MUSIC_SECONDS = 2.0          # shorter clips hold too little music to dance to (and no beat to track)
@@ -259,7 +258,8 @@ def _tile(x: np.ndarray, length: int) -> np.ndarray:
 def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.0, end_s: float | None = None,
              seed: int = 42, sampling: SamplingConfig | None = None, temperature: float | None = None,
              top_k: int | None = None, top_p: float | None = None, references="auto", library=None,
-             window_mode: str = "full", device="auto", dtype=None, sample_rate: int | None = None,
+             window_mode: str = "full", device="auto", dtype=None, backend: str = "auto",
+             sample_rate: int | None = None,
              music_feature_array: np.ndarray | None = None, muq_dir=None,
              progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> GenerationResult:
     """Generate a dance for ``music`` (file path or (samples, sr)) between ``start_s`` and ``end_s``.
@@ -270,8 +270,11 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
     window_mode: "full" covers the span to its last frame (round(duration x 30) frames); "official"
     reproduces the release's windows (25 Hz music; the tail of the song is left out as there).
     ``music_feature_array`` replaces the music frontend (precomputed features at the family's rate).
+    backend: "auto", "torch" or "onnx" (ONNX Runtime; ``device`` "cuda" asks for its CUDA provider); see
+    :func:`core_models.onnx_backend.load_for_backend`. The provider actually used is ``result.device``, and
+    any fallback is explained in ``result.notes``. Same seed, same tokens on every backend.
     """
-    from .weights import WeightSet, load_weight_set
+    from .onnx_backend import load_for_backend
 
     progress = progress or no_progress
     t0 = time.perf_counter()
@@ -292,7 +295,7 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
                               "DIR) or install one in the add-on preferences")
 
     progress("load weights", 0, 1)
-    ws: WeightSet = weights if isinstance(weights, WeightSet) else load_weight_set(weights, device, dtype)
+    ws = load_for_backend(weights, backend, device, dtype)
     cfg = ws.generator.cfg
     style = resolve_genre(genre, cfg.genres)
     if window_mode == "official" and abs(cfg.music_fps - 25.0) > 1e-6:
@@ -347,8 +350,7 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
 
     # Sampling, window by window.
     t = time.perf_counter()
-    dev = ws.device
-    gen = torch.Generator(device=dev).manual_seed(int(seed))
+    rng = make_rng(int(seed))
     sequence = np.zeros((0,), np.int64)           # flat local ids, interleaved l0, l1, l2
     used = []
     done = 0
@@ -361,16 +363,11 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
         else:
             prefix = sequence[w.prefix_from:w.prefix_to]
         music = _tile(feats[w.music_start:w.music_end], cfg.music_len)
-        to_t = lambda a, dt=ws.dtype: torch.as_tensor(np.ascontiguousarray(a))[None].to(dev, dt)
 
         def on_token(k, n, base=done):
             progress("generate", base + k, new_total)
 
-        new = ws.generator.generate_window(
-            to_t(music), torch.tensor([style], device=dev), to_t(cond),
-            None if prefix is None or prefix.size == 0 else torch.as_tensor(prefix)[None].to(dev),
-            w.new_tokens, sampling, gen, cancel, on_token)
-        new = new[0].cpu().numpy()
+        new = ws.sample_window(music, style, cond, prefix, w.new_tokens, sampling, rng, cancel, on_token)
         made = np.concatenate([prefix if prefix is not None else np.zeros(0, np.int64), new])
         sequence = np.concatenate([sequence, made[w.keep_from:]])
         done += w.new_tokens
@@ -383,8 +380,7 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
     progress("decode", 0, 1)
     sequence = sequence[:len(sequence) // q * q]
     local = sequence.reshape(-1, q)
-    with torch.no_grad():
-        norm = ws.tokenizer.decode(torch.as_tensor(local)[None].to(dev))[0].float().cpu().numpy()
+    norm = ws.decode_tokens(local)
     features = denormalize_features(norm.astype(np.float64), ws.mean, ws.std)
     if window_mode == "full":
         features = features[:motion_frames]
@@ -401,6 +397,6 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
     progress("done", 1, 1)
     return GenerationResult(motion=motion, joints=joints, features=features, tokens=local,
                             genre=cfg.genres[style], seed=int(seed), start_s=float(start_s), end_s=float(end_s),
-                            references=used, timings=timings, fk_error_m=fk_error, device=str(dev),
+                            references=used, timings=timings, fk_error_m=fk_error, device=str(ws.device),
                             dtype=str(ws.dtype).replace("torch.", ""), weight_set=str(ws.path),
                             window_mode=window_mode, notes=notes + list(ws.notes))

@@ -9,36 +9,13 @@ Also holds the numpy side of live retrieval: query windowing and cosine top-k.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass
-class RetrievalConfig:
-    motion_dim: int = 264
-    music_dim: int = 55
-    latent: int = 256
-    heads: int = 4
-    ff: int = 1024
-    layers: int = 4
-    max_len: int = 384
-    dropout: float = 0.2
-
-    def __post_init__(self):
-        if self.latent % self.heads:
-            raise ValueError(f"retrieval config: latent ({self.latent}) must be divisible by heads ({self.heads})")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "RetrievalConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from .configs import RetrievalConfig  # noqa: F401  (torch-free sizes)
+from .retrieval_search import top_k, window_starts, windows  # noqa: F401  (numpy side, torch-free)
 
 
 class LinearSelfAttention(nn.Module):
@@ -160,47 +137,3 @@ def strip_lightning_prefix(state_dict: dict, prefix: str = "model.") -> dict:
     if not out:
         raise ValueError(f"no state-dict key starts with {prefix!r} (first keys: {list(state_dict)[:5]})")
     return out
-
-
-def window_starts(num_frames: int, window: int = 384, stride: int = 192) -> list[int]:
-    """Starts of the query windows: 0, stride, ... up to and including the first window reaching the end."""
-    if num_frames < 1 or window < 1 or stride < 1:
-        raise ValueError(f"need num_frames, window, stride >= 1, got {num_frames}, {window}, {stride}")
-    starts = [0]
-    while starts[-1] + window < num_frames:
-        starts.append(starts[-1] + stride)
-    return starts
-
-
-def windows(features, window: int = 384, stride: int = 192) -> np.ndarray:
-    """(T, D) -> (N, window, D); a window cut short by the end is filled by tiling its own frames."""
-    features = np.asarray(features)
-    if features.ndim != 2:
-        raise ValueError(f"expected (T, D) features, got shape {features.shape}")
-    out = []
-    for s in window_starts(features.shape[0], window, stride):
-        seg = features[s:s + window]
-        if seg.shape[0] < window:
-            seg = seg[np.arange(window) % seg.shape[0]]
-        out.append(seg)
-    return np.stack(out)
-
-
-def top_k(query_emb, corpus_emb, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cosine top-k: (Q, D), (N, D) -> indices (Q, k) int64 and scores (Q, k), best first, ties by lower index.
-
-    k is clamped to N. Rows are re-normalised, so un-normalised embeddings are fine.
-    """
-    q = np.atleast_2d(np.asarray(query_emb, dtype=np.float32))
-    c = np.atleast_2d(np.asarray(corpus_emb, dtype=np.float32))
-    if q.shape[1] != c.shape[1]:
-        raise ValueError(f"embedding sizes differ: query {q.shape[1]}, corpus {c.shape[1]}")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-    c = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
-    scores = q @ c.T
-    k = min(k, c.shape[0])
-    # A stable sort of the negated scores keeps equal scores in index order.
-    idx = np.argsort(-scores, axis=1, kind="stable")[:, :k].astype(np.int64)
-    return idx, np.take_along_axis(scores, idx, axis=1)

@@ -11,73 +11,15 @@ module; and *absolute* LM ids, a flat interleaved sequence l0, l1, l2, l0, ... w
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-
 import numpy as np
 import torch
 from torch import nn
 
+from .configs import TokenizerConfig  # noqa: F401  (torch-free sizes)
+
 DANCE_TOKEN_START = 4096
 
 _ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
-
-
-def _flag(value) -> bool:
-    # The official options parse vel_decoder/rot_decoder without a type, so any non-empty value (even the
-    # string "False") built the sub-decoder; args.json written by those runs must be read the same way.
-    return bool(value)
-
-
-@dataclass
-class TokenizerConfig:
-    input_dim: int = 264
-    nb_code: int = 512
-    code_dim: int = 1024
-    output_emb_width: int = 1024
-    down_t: int = 2
-    stride_t: int = 2
-    width: int = 1024
-    depth: int = 3
-    dilation_growth_rate: int = 3
-    vq_act: str = "relu"
-    vq_norm: str | None = None
-    num_quantizers: int = 3
-    vel_decoder: bool = True
-    rot_decoder: bool = True
-
-    def __post_init__(self):
-        for name in ("input_dim", "nb_code", "code_dim", "output_emb_width", "down_t", "stride_t", "width",
-                     "depth", "dilation_growth_rate", "num_quantizers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"tokenizer config: {name} must be an integer >= 1, got {value!r}")
-            setattr(self, name, int(value))
-        act = str(self.vq_act).lower()
-        if act not in _ACTIVATIONS:
-            raise ValueError(f"tokenizer config: vq_act must be one of {sorted(_ACTIVATIONS)}, got {self.vq_act!r}")
-        self.vq_act = act
-        if self.vq_norm is not None and str(self.vq_norm).lower() not in ("none", ""):
-            # The released model uses no normalisation; LN/BN variants would add keys we do not build.
-            raise ValueError(f"tokenizer config: vq_norm {self.vq_norm!r} is not supported (only none)")
-        self.vq_norm = None
-        if self.code_dim != self.output_emb_width:
-            raise ValueError(f"tokenizer config: code_dim ({self.code_dim}) must equal output_emb_width "
-                             f"({self.output_emb_width}); the codebooks quantise the encoder output directly")
-        self.vel_decoder = _flag(self.vel_decoder)
-        self.rot_decoder = _flag(self.rot_decoder)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TokenizerConfig":
-        """Build from an official ``args.json`` dict (training-only keys such as mu are ignored)."""
-        shared = d.get("shared_codebook", False)
-        if shared and str(shared).strip().lower() not in ("false", "0", "none"):
-            raise ValueError("tokenizer config: shared_codebook=true is not supported (the release has "
-                             "one codebook per quantizer layer)")
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class ResBlock(nn.Module):

@@ -25,12 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .choreollama import GENRES, ChoreoLLaMA, GeneratorConfig
-from .llama import LlamaConfig
-from .retrieval import RetrievalConfig, RetrievalNet, strip_lightning_prefix
-from .tokenizer import RVQVAE, TokenizerConfig
+# Sizes only: torch and the network modules are imported inside the functions that build networks, so a
+# weight set's config can be read (and run through ONNX Runtime, see onnx_backend.py) without torch.
+from .configs import GENRES, GeneratorConfig, LlamaConfig, RetrievalConfig, TokenizerConfig
 
 FORMAT = "choreo-weight-set"
 FAMILIES = {
@@ -84,6 +82,8 @@ def _shapes(model: torch.nn.Module) -> dict[str, tuple]:
 
 
 def _meta_shapes(build) -> dict[str, tuple]:
+    import torch
+
     with torch.device("meta"):
         return _shapes(build())
 
@@ -104,6 +104,8 @@ class _Opaque(dict):
 def load_pickled_checkpoint(path: Path) -> dict:
     """``torch.load(weights_only=True)``; classes outside torch's safe list (Lightning's bookkeeping objects)
     are read as inert :class:`_Opaque` dicts, so no pickled code can run."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise WeightSetError(f"checkpoint '{path}' does not exist")
@@ -213,6 +215,7 @@ def write_weight_set(dest, config: dict, tokenizer_state: dict, generator_state:
     """Write a complete weight-set folder atomically (a crash leaves the old folder or none, never half).
 
     ``extra_files``: relative name in the set -> file to copy in (e.g. the MuQ encoder under ``muq/``)."""
+    import torch
     from safetensors.torch import save_file
 
     weights_fetch = _weights_fetch()
@@ -259,6 +262,12 @@ def _find(src: Path, release_path: str, required: bool = True) -> Path | None:
 
 def convert_official(src, dest, bridge_heads: int | None = None) -> Path:
     """Official release files in ``src`` (release layout or loose files) -> a weight-set folder ``dest``."""
+    import torch
+
+    from .choreollama import ChoreoLLaMA
+    from .retrieval import RetrievalNet, strip_lightning_prefix
+    from .tokenizer import RVQVAE
+
     src = Path(src)
     if not src.is_dir():
         raise WeightSetError(f"source folder '{src}' does not exist")
@@ -346,22 +355,9 @@ def convert_official(src, dest, bridge_heads: int | None = None) -> Path:
 
 # ------------------------------------------------------------------------------------ loading
 
-@dataclass
-class WeightSet:
-    path: Path
-    config: dict
-    tokenizer: RVQVAE
-    generator: ChoreoLLaMA
-    retrieval: RetrievalNet | None
-    mean: np.ndarray
-    std: np.ndarray
-    rag_mean: np.ndarray
-    rag_std: np.ndarray
-    device: torch.device
-    dtype: torch.dtype
-    notes: list = field(default_factory=list)
-    music_mean: np.ndarray | None = None     # optional normalisation of the music features
-    music_std: np.ndarray | None = None
+class WeightSetInfo:
+    """What every loaded weight set (torch ``WeightSet``, ``onnx_backend.OnnxWeightSet``) derives from its
+    config, generator sizes and tokenizer."""
 
     @property
     def family(self) -> str:
@@ -384,8 +380,79 @@ class WeightSet:
         """Music features that RetrievalNet's music encoder reads (30 fps)."""
         return self.config.get("retrieval_frontend") or FAMILIES[self.family][3]
 
+    @property
+    def frames_per_latent(self) -> int:
+        return self.tokenizer.frames_per_latent
+
+
+@dataclass
+class WeightSet(WeightSetInfo):
+    path: Path
+    config: dict
+    tokenizer: RVQVAE
+    generator: ChoreoLLaMA
+    retrieval: RetrievalNet | None
+    mean: np.ndarray
+    std: np.ndarray
+    rag_mean: np.ndarray
+    rag_std: np.ndarray
+    device: torch.device
+    dtype: torch.dtype
+    notes: list = field(default_factory=list)
+    music_mean: np.ndarray | None = None     # optional normalisation of the music features
+    music_std: np.ndarray | None = None
+
+    # The numpy interface every backend offers (onnx_backend.OnnxWeightSet has the same methods): the
+    # pipeline and the library call these and never touch tensors.
+    backend = "torch"
+
+    def sample_window(self, music: np.ndarray, style: int, cond: np.ndarray, prefix: np.ndarray | None,
+                      new_tokens: int, sampling, rng, cancel=None, on_token=None) -> np.ndarray:
+        """One window's new slot-local ids (new_tokens,) for music (music_len, music_dim), cond (cond_len, 264)
+        and a prefix of local ids (P,) or None."""
+        import torch
+
+        dev = self.device
+        to_t = lambda a: torch.as_tensor(np.ascontiguousarray(a))[None].to(dev, self.dtype)   # noqa: E731
+        new = self.generator.generate_window(
+            to_t(music), torch.tensor([int(style)], device=dev), to_t(cond),
+            None if prefix is None or prefix.size == 0 else torch.as_tensor(prefix)[None].to(dev),
+            new_tokens, sampling, rng, cancel, on_token)
+        return new[0].cpu().numpy()
+
+    def decode_tokens(self, local: np.ndarray) -> np.ndarray:
+        """(L, Q) local ids -> (L * frames_per_latent, 264) normalised features (float32)."""
+        import torch
+
+        with torch.no_grad():
+            return self.tokenizer.decode(torch.as_tensor(local)[None].to(self.device))[0].float().cpu().numpy()
+
+    def encode_tokens(self, norm: np.ndarray) -> np.ndarray:
+        """(T, 264) normalised features, T a multiple of frames_per_latent -> (T / fpl, Q) local ids."""
+        import torch
+
+        with torch.no_grad():
+            x = torch.as_tensor(np.asarray(norm, np.float32), device=self.device)[None]
+            return self.tokenizer.encode(x)[0].cpu().numpy()
+
+    def _encode(self, encoder, windows: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return encoder(torch.as_tensor(np.asarray(windows, np.float32), device=self.device)).float().cpu().numpy()
+
+    def encode_music(self, windows: np.ndarray) -> np.ndarray:
+        """RetrievalNet music embeddings (N, latent) of (N, 384, music_dim) query windows."""
+        return self._encode(self.retrieval.encode_music, windows)
+
+    def encode_motion(self, windows: np.ndarray) -> np.ndarray:
+        """RetrievalNet motion embeddings (N, latent) of (N, 384, 264) motion windows."""
+        return self._encode(self.retrieval.encode_motion, windows)
+
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    import torch
+
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(device)
@@ -396,6 +463,8 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 
 def resolve_dtype(dtype, device: torch.device) -> torch.dtype:
+    import torch
+
     if dtype in (None, "auto"):
         return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
     if isinstance(dtype, torch.dtype):
@@ -450,18 +519,28 @@ def _load_module(module: torch.nn.Module, state: dict, what: str, source, tied: 
     module.load_state_dict(state, strict=True)
 
 
+def verify_weights(folder) -> list[str]:
+    """Manifest problems of the files the torch backend reads: the ONNX export (under ``onnx/``) is checked
+    by the ONNX backend when it loads it, so a damaged export never stops torch from running the set."""
+    return [p for p in _weights_fetch().verify(folder) if ": onnx/" not in p]
+
+
 def load_weight_set(folder, device="auto", dtype=None, verify: bool = True) -> WeightSet:
     """Load a weight-set folder strictly onto ``device`` in ``dtype`` (default: bf16 on CUDA, fp32 on CPU).
 
     With ``verify`` every file is checked against the sha256 of ``manifest.json`` first, so a corrupted
     download is reported as such instead of as a strange model.
     """
-    weights_fetch = _weights_fetch()
+    import torch
+
+    from .choreollama import ChoreoLLaMA
+    from .retrieval import RetrievalNet
+    from .tokenizer import RVQVAE
 
     folder = Path(folder)
     config = read_config(folder)
     if verify:
-        problems = weights_fetch.verify(folder)
+        problems = verify_weights(folder)
         if problems:
             raise WeightSetError(f"weight set '{folder}' failed verification: {'; '.join(problems[:3])}. Download or "
                                  "convert it again")
@@ -530,6 +609,12 @@ def random_weight_set(dest, family: str = "compact", tokenizer: TokenizerConfig 
                       generator: GeneratorConfig | None = None, retrieval: RetrievalConfig | None = None,
                       seed: int = 0, name: str = "random") -> Path:
     """A weight set of randomly initialised models (tests, speed benchmarks, the start of training)."""
+    import torch
+
+    from .choreollama import ChoreoLLaMA
+    from .retrieval import RetrievalNet
+    from .tokenizer import RVQVAE
+
     frontend, music_dim, music_fps, query = FAMILIES[family]
     tokenizer = tokenizer or TokenizerConfig()
     generator = generator or GeneratorConfig(music_dim=music_dim, music_fps=music_fps)

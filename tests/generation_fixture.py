@@ -22,6 +22,21 @@ def write_tiny_compact_weight_set(dest: Path, seed: int = 1, retrieval: bool = F
     return random_weight_set(dest, "compact", tok, gen, ret, seed=seed)
 
 
+# First lines of a subprocess script that must run as if torch were not installed: an import hook makes every
+# ``import torch`` fail (``sys.modules["torch"] = None`` would also break scipy, which looks torch up there).
+NO_TORCH_PRELUDE = """import importlib.abc, json, os, sys
+
+
+class NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r} (hidden by the test)", name=name)
+
+
+sys.meta_path.insert(0, NoTorch())
+"""
+
+
 def write_drum_track(path: Path, seconds: float, sr: int = 22050) -> Path:
     """120 bpm clicks over a low sine 'bass', as a WAV file."""
     import soundfile
