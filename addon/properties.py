@@ -98,7 +98,7 @@ class ChoreoObjectSettings(bpy.types.PropertyGroup):
                                    "spins and slides dance needs")))
     foot_strength: FloatProperty(name="Strength", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
                                  description="0 leaves the motion as it is, 1 applies the full repair")
-    foot_steps: IntProperty(name="Steps", default=10, min=1, max=100,
+    foot_steps: IntProperty(name="Steps", default=30, min=1, max=100,
                             description="FRDM sampling steps: more is slower and can be smoother")
     contact_overrides: CollectionProperty(type=ChoreoContactOverride)
     contact_override_index: IntProperty(name="Override", default=0, min=0)

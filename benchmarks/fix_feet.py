@@ -185,7 +185,7 @@ def main(argv=None) -> int:
     default_w = next((w for w in (REPO / "core_models" / "assets" / "frdm", REPO / "runs" / "frdm" / "weights")
                       if (w / "config.json").is_file()), None)
     p.add_argument("--weights", default=str(default_w) if default_w else None)
-    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--steps", type=int, default=frdm.DEFAULT_STEPS)
     p.add_argument("--max-clips", type=int, default=40, help="held-out clips per corpus")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--sampler", default="{}", help='FRDM sampler settings as JSON, e.g. {"t_th": 0.3}')

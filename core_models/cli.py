@@ -305,7 +305,7 @@ def _canonical_body_bvh(joints: np.ndarray, fps: float):
 
 def _cmd_fix_feet(args) -> int:
     """Foot fix of one motion file: the original rig's BVH with a corrected root and legs, and a report."""
-    from .frdm import FootFixError, fix_feet
+    from .frdm import DEFAULT_STEPS, FootFixError, fix_feet
     from .io import load_body_clip, read_bvh, write_bvh
     from .io.rig_fix import RigFixError, apply_fix_to_bvh, upper_body_channels_identical
     from .progress import Cancelled
@@ -330,8 +330,8 @@ def _cmd_fix_feet(args) -> int:
         mapping = json.loads(Path(args.mapping).read_text()) if args.mapping else None
         clip = load_body_clip(src, overrides=mapping, unit=args.unit)
         result = fix_feet(clip, method=args.method, mode=args.mode, overrides=overrides, strength=args.strength,
-                          weights=args.weights, device=args.device, steps=args.steps, seed=args.seed,
-                          backend=args.backend)
+                          weights=args.weights, device=args.device, steps=args.steps or DEFAULT_STEPS,
+                          seed=args.seed, backend=args.backend)
         report = dict(result.report, input=str(src), output=str(out), rig_profile=clip.mapping.profile)
         rig_notes: list[str] = []
         if src.suffix.lower() == ".bvh":
@@ -443,7 +443,7 @@ def main(argv=None) -> int:
     p.add_argument("--strength", type=float, default=1.0, help="0 (unchanged) .. 1 (full repair)")
     p.add_argument("--contacts", help='JSON list of overrides, e.g. [{"foot": "left", "start": 10, "end": 40, '
                                       '"contact": true}] (frames at 30 fps, end exclusive)')
-    p.add_argument("--steps", type=int, default=10, help="FRDM sampling steps")
+    p.add_argument("--steps", type=int, default=None, help="FRDM sampling steps (default: frdm.DEFAULT_STEPS)")
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
                    help="FRDM on torch or onnx (onnxruntime); auto: torch when installed")
     p.add_argument("--seed", type=int, default=0)
