@@ -13,7 +13,9 @@ against the track's beats (librosa's beat tracker at 30 fps):
                  add-on give; its FSR is measured against the floor the fix found (the frame-0 rule would move
                  the ground with the fix), the other rows' with the metric's frame-0 rule
 Metrics per row: BAS (beat alignment, Bailando), FSR, jitter, and Div-k / Div-g over all dances of the row;
-FID-k / FID-g of the model's dances against the held-out clips' features.
+FID-k / FID-g of the model's dances against the held-out clips' features. Feature dimensions that are
+constant over the held-out clips (geometric predicates that never hold in them) are left out of Div and FID:
+the protocol's z-scoring divides by their std + 1e-10, so any dance where they hold would score ~1e8.
 """
 from __future__ import annotations
 
@@ -42,12 +44,13 @@ def _held_out_clips(max_clips: int = 40, min_frames: int = 150) -> list[np.ndarr
     return clips[:max_clips]
 
 
-def _row(dances: list[np.ndarray], beats: list[np.ndarray], gt_k, gt_g, fsr=None) -> dict:
+def _row(dances: list[np.ndarray], beats: list[np.ndarray], gt_k, gt_g, kept: dict, fsr=None) -> dict:
     bas = [metrics.beat_align_score(d, b) for d, b in zip(dances, beats)]
     fsr = fsr if fsr is not None else [metrics.foot_skating_ratio(d)["mean"] for d in dances]
     jit = [metrics.jitter(d) for d in dances]
-    kin = np.stack([metrics.kinetic_features(metrics.preprocess_for_fid(d)) for d in dances])
-    geo = np.stack([metrics.geometric_features(metrics.preprocess_for_fid(d)) for d in dances])
+    kin = np.stack([metrics.kinetic_features(metrics.preprocess_for_fid(d)) for d in dances])[:, kept["kinetic"]]
+    geo = np.stack([metrics.geometric_features(metrics.preprocess_for_fid(d)) for d in dances])[:, kept["geometric"]]
+    gt_k, gt_g = gt_k[:, kept["kinetic"]], gt_g[:, kept["geometric"]]
     out = {"bas": float(np.mean(bas)), "bas_per_track": [round(b, 4) for b in bas], "fsr": float(np.mean(fsr)),
            "jitter": float(np.mean(jit)), "div_k": metrics.diversity(kin, gt_k), "div_g": metrics.diversity(geo, gt_g)}
     if len(dances) >= 2:
@@ -73,6 +76,7 @@ def evaluate(weights, music_files=None, seconds: float = 30.0, seeds=(0,), genre
         raise FileNotFoundError("the held-out mocap clips are needed (../shared/data/mocap)")
     gt_k = np.stack([metrics.kinetic_features(metrics.preprocess_for_fid(j)) for j in held])
     gt_g = np.stack([metrics.geometric_features(metrics.preprocess_for_fid(j)) for j in held])
+    kept = {"kinetic": gt_k.std(axis=0) > 1e-8, "geometric": gt_g.std(axis=0) > 1e-8}
     rows = {"model": ([], []), "music zeroed": ([], []), "real mocap": ([], []), "model + feet": ([], [])}
     fixed_fsr = []
     frdm_weights = Path(__file__).resolve().parent / "assets" / "frdm"
@@ -101,12 +105,13 @@ def evaluate(weights, music_files=None, seconds: float = 30.0, seeds=(0,), genre
         rows["real mocap"][1].append(beats[beats < frames - 1])
         log(f"{path.name}: {len(beats)} beats in {end:.1f} s; model BAS "
             f"{metrics.beat_align_score(res.joints, beats):.4f}")
-    table = {name: _row(d, b, gt_k, gt_g, fixed_fsr if name == "model + feet" else None)
+    table = {name: _row(d, b, gt_k, gt_g, kept, fixed_fsr if name == "model + feet" else None)
              for name, (d, b) in rows.items()}
     clean_fsr = float(np.mean([metrics.foot_skating_ratio(j)["mean"] for j in held]))
     return {"weights": str(ws.path), "tracks": [p.name for p in music_files], "seconds": seconds,
             "seeds": list(seeds), "genre": genre, "held_out_clips": len(held),
-            "clean_corpus_fsr": clean_fsr, "rows": table}
+            "clean_corpus_fsr": clean_fsr, "feature_dims_used": {k: int(v.sum()) for k, v in kept.items()},
+            "rows": table}
 
 
 def format_table(result: dict) -> str:
