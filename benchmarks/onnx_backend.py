@@ -6,7 +6,7 @@
 Compact generation: frames per second of sampling + decoding (``timings["frames_per_s"]`` of
 ``pipeline.generate``) for ``--seconds`` of synthesised drums with the shipped compact weights, no
 references, on each backend; the tokens of both runs are compared (they must be identical). FRDM: seconds
-to fix 1,024 frames (the sampler's time, 10 steps) with the shipped FRDM weights. Both backends get
+to fix 1,024 frames (the sampler's time, frdm.DEFAULT_STEPS steps) with the shipped FRDM weights. Both backends get
 ``--threads`` threads (torch.set_num_threads / onnxruntime intra-op threads). Sets without an ONNX export
 are exported into a temporary copy first. Best of ``--repeats``; ratios are onnxruntime / torch speed
 (> 1: onnxruntime is faster), measured in this run. JSON on stdout and in
@@ -94,7 +94,7 @@ def bench_frdm(folder: Path, threads: int, repeats: int) -> dict:
     for name, w in sets.items():
         best = None
         for _ in range(repeats):
-            res = frdm.fix_feet(joints, weights=w, steps=10, seed=0)
+            res = frdm.fix_feet(joints, weights=w, steps=frdm.DEFAULT_STEPS, seed=0)
             s = res.report["timings_s"]["sampling"]
             best = s if best is None else min(best, s)
             outs[name] = res.joints
