@@ -58,7 +58,7 @@ extension-offline: $(STAMP)
 # The demo: music synthesised in code (or MUSIC=path), a dance generated with the shipped compact weights in
 # the installed extension, feet cleaned, demo_output/demo.blend, a preview video and demo_report.json.
 demo: $(STAMP)
-	$(PY) addon/demo.py demo_output $(if $(MUSIC),--music $(MUSIC),)
+	$(PY) addon/demo.py demo_output $(if $(MUSIC),--music $(MUSIC),) $(if $(GENRE),--genre $(GENRE),)
 
 bench: $(STAMP)
 	$(PY) benchmarks/motion_core.py
