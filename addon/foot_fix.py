@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
@@ -22,9 +22,9 @@ import numpy as np
 
 from . import jobs
 from .keyframes import SLOTTED_ACTIONS, action_fcurves, ensure_fcurve, scene_fps
-from .operators import _fail, store_mapping
+from .operators import RigPose, _fail, read_rig_pose, store_mapping, stored_mapping, world_core
 from .preferences import get_preferences
-from .space import to_blender, to_core
+from .space import to_blender
 
 TITLE = "Fix Feet"
 MARKER_PREFIX = "Choreo "         # contact markers of the last foot fix; replaced by the next one
@@ -42,75 +42,12 @@ def frdm_weights_folder(context) -> tuple[str, str]:
     return (str(bundled), "bundled") if (bundled / "config.json").is_file() else ("", "")
 
 
-def stored_mapping(obj):
-    """The rig's bone map as shown (and perhaps edited) in the panel; mapped by name when there is none."""
-    from ..core_models.io.retarget import map_bones
-    from .operators import map_armature
-
-    if not len(obj.choreo.bone_map):
-        mapping = map_armature(obj)
-        store_mapping(obj, mapping)
-        return mapping
-    names = [b.name for b in obj.data.bones]
-    parents = [names.index(b.parent.name) if b.parent else -1 for b in obj.data.bones]
-    rest = np.array([np.array(b.head_local) for b in obj.data.bones])
-    overrides = {item.canonical: (item.bone or None) for item in obj.choreo.bone_map}
-    return map_bones(names, parents, overrides=overrides, source_rest_positions=rest)
-
-
-@dataclass
-class RigPose:
-    """A rig evaluated on every frame of its action (armature space, the rig's own unit)."""
-    frames: np.ndarray                 # (F,) scene frames
-    names: list[str]
-    parents: list[int]
-    heads: np.ndarray                  # (F, B, 3) bone heads
-    matrices: np.ndarray               # (F, B, 4, 4) pose-bone matrices
-    rest: np.ndarray                   # (B, 4, 4) bone.matrix_local
-    world: np.ndarray                  # (4, 4) object matrix
-    channels: dict = field(default_factory=dict)   # (bone, property) -> (F, n) values as evaluated
-
-
-def read_rig_pose(obj, scene, frames, properties=()) -> RigPose:
-    """Evaluate ``obj`` at each frame (constraints, drivers and NLA included) with one ``foreach_get`` per
-    quantity; ``properties`` lists (bone, property, size) to record too (e.g. rotation channels)."""
-    bones = obj.pose.bones
-    names = [b.name for b in obj.data.bones]
-    order = [bones.find(n) for n in names]              # pose.bones may list bones in another order
-    n, frames = len(names), np.asarray(frames, np.int64)
-    heads = np.zeros((len(frames), n, 3))
-    mats = np.zeros((len(frames), n, 4, 4))
-    channels = {(b, p): np.zeros((len(frames), size)) for b, p, size in properties}
-    head_buf, mat_buf = np.zeros(n * 3), np.zeros(n * 16)
-    current = scene.frame_current
-    try:
-        for i, f in enumerate(frames):
-            scene.frame_set(int(f))
-            bones.foreach_get("head", head_buf)
-            bones.foreach_get("matrix", mat_buf)
-            heads[i] = head_buf.reshape(n, 3)[order]
-            mats[i] = mat_buf.reshape(n, 4, 4).transpose(0, 2, 1)[order]   # foreach_get gives columns
-            for (b, p), values in channels.items():
-                values[i] = tuple(getattr(bones[b], p))
-    finally:
-        scene.frame_set(current)
-    parents = [names.index(b.parent.name) if b.parent else -1 for b in obj.data.bones]
-    rest = np.array([np.array(b.matrix_local) for b in obj.data.bones])
-    return RigPose(frames, names, parents, heads, mats, rest, np.array(obj.matrix_world), channels)
-
-
-def world_core(pose: RigPose) -> np.ndarray:
-    """Bone heads in world space, core axes (F, B, 3)."""
-    w = pose.world
-    return to_core(pose.heads @ w[:3, :3].T + w[:3, 3])
-
-
 def _orthonormal(m: np.ndarray) -> np.ndarray:
     """Rotation part of (..., 3, 3) matrices that may carry scale."""
     return m / np.linalg.norm(m, axis=-2, keepdims=True)
 
 
-def _moved_bone(obj, mapping, names, parents, has_location) -> int:
+def _moved_bone(mapping, names, parents, has_location) -> int:
     """The bone whose location carries the root: the pelvis bone (or the hips' common parent), or the
     nearest ancestor of it that is animated with a location."""
     index = {n: i for i, n in enumerate(names)}
@@ -167,7 +104,7 @@ def plan_fix(context, obj) -> FixPlan:
     has_location = {fc.data_path.split('"')[1] for fc in fcurves if fc.data_path.endswith(".location")
                     and fc.data_path.startswith("pose.bones[")}
     parents = [names.index(b.parent.name) if b.parent else -1 for b in obj.data.bones]
-    moved = _moved_bone(obj, mapping, names, parents, has_location)
+    moved = _moved_bone(mapping, names, parents, has_location)
     if obj.data.bones[names[moved]].use_connect:
         raise ValueError(f"'{obj.name}': the root bone '{names[moved]}' is connected to its parent, so it cannot "
                          "move; disconnect it or map the pelvis to a free bone")
@@ -343,7 +280,7 @@ def _summary(report: dict, rig_fsr: float | None, action_name: str, obj_name: st
     return " ".join(parts)
 
 
-def _contact_markers(scene, obj_name: str, intervals: dict, first_frame: int, fps: float) -> int:
+def _contact_markers(scene, intervals: dict, first_frame: int, fps: float) -> int:
     """Replace the previous fix's markers with this one's: '<L/R> plant' and '<L/R> lift' per contact."""
     for marker in [m for m in scene.timeline_markers if m.name.startswith(MARKER_PREFIX)]:
         scene.timeline_markers.remove(marker)
@@ -408,7 +345,7 @@ def apply_fix(obj_name: str, scene_name: str, plan: FixPlan, fix: FixResult) -> 
         bpy.data.actions.remove(action)
         raise
     original.use_fake_user = True        # kept in the file although no object uses it any more
-    _contact_markers(scene, obj_name, report["contact_intervals"], plan.first_frame, plan.fps)
+    _contact_markers(scene, report["contact_intervals"], plan.first_frame, plan.fps)
     rig_fsr = (report["fsr_after_on_rig"] or {}).get("mean")
     summary = _summary(report, rig_fsr, action.name, obj_name, plan.fps)
     scene.choreo.last_report = summary

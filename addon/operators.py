@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpy
@@ -203,14 +204,74 @@ def store_mapping(obj, mapping) -> None:
     settings.mapping_error = ""
 
 
-def map_armature(obj):
-    """Map an armature's bones to the canonical body by name (raises RetargetError listing what is missing)."""
+def map_armature(obj, overrides: dict | None = None):
+    """Map an armature's bones to the canonical body by name, ``overrides`` (canonical -> bone or None)
+    deciding where given (raises RetargetError listing what is missing)."""
     from ..core_models.io.retarget import map_bones
 
     names = [b.name for b in obj.data.bones]
     parents = [names.index(b.parent.name) if b.parent else -1 for b in obj.data.bones]
     offsets = np.array([np.array(b.head_local) for b in obj.data.bones])
-    return map_bones(names, parents, source_rest_positions=offsets)
+    return map_bones(names, parents, overrides=overrides, source_rest_positions=offsets)
+
+
+def stored_mapping(obj):
+    """The rig's bone map as shown (and perhaps edited) in the Bone Map panel; mapped by name (and stored)
+    when there is none yet. Everything that reads a rig's animation uses this one."""
+    if not len(obj.choreo.bone_map):
+        mapping = map_armature(obj)
+        store_mapping(obj, mapping)
+        return mapping
+    return map_armature(obj, {item.canonical: (item.bone or None) for item in obj.choreo.bone_map})
+
+
+@dataclass
+class RigPose:
+    """A rig evaluated on every frame of its action (armature space, the rig's own unit)."""
+    frames: np.ndarray                 # (F,) scene frames
+    names: list[str]
+    parents: list[int]
+    heads: np.ndarray                  # (F, B, 3) bone heads
+    matrices: np.ndarray               # (F, B, 4, 4) pose-bone matrices
+    rest: np.ndarray                   # (B, 4, 4) bone.matrix_local
+    world: np.ndarray                  # (4, 4) object matrix
+    channels: dict = field(default_factory=dict)   # (bone, property) -> (F, n) values as evaluated
+
+
+def read_rig_pose(obj, scene, frames, properties=()) -> RigPose:
+    """Evaluate ``obj`` at each frame (constraints, drivers and NLA included) with one ``foreach_get`` per
+    quantity; ``properties`` lists (bone, property, size) to record too (e.g. rotation channels)."""
+    bones = obj.pose.bones
+    names = [b.name for b in obj.data.bones]
+    order = [bones.find(n) for n in names]              # pose.bones may list bones in another order
+    n, frames = len(names), np.asarray(frames, np.int64)
+    heads = np.zeros((len(frames), n, 3))
+    mats = np.zeros((len(frames), n, 4, 4))
+    channels = {(b, p): np.zeros((len(frames), size)) for b, p, size in properties}
+    head_buf, mat_buf = np.zeros(n * 3), np.zeros(n * 16)
+    current = scene.frame_current
+    try:
+        for i, f in enumerate(frames):
+            scene.frame_set(int(f))
+            bones.foreach_get("head", head_buf)
+            bones.foreach_get("matrix", mat_buf)
+            heads[i] = head_buf.reshape(n, 3)[order]
+            mats[i] = mat_buf.reshape(n, 4, 4).transpose(0, 2, 1)[order]   # foreach_get gives columns
+            for (b, p), values in channels.items():
+                values[i] = tuple(getattr(bones[b], p))
+    finally:
+        scene.frame_set(current)
+    parents = [names.index(b.parent.name) if b.parent else -1 for b in obj.data.bones]
+    rest = np.array([np.array(b.matrix_local) for b in obj.data.bones])
+    return RigPose(frames, names, parents, heads, mats, rest, np.array(obj.matrix_world), channels)
+
+
+def world_core(pose: RigPose) -> np.ndarray:
+    """Bone heads in world space, core axes (F, B, 3)."""
+    from .space import to_core
+
+    w = pose.world
+    return to_core(pose.heads @ w[:3, :3].T + w[:3, 3])
 
 
 class CHOREO_OT_import_mocap(bpy.types.Operator, ImportHelper):
@@ -253,28 +314,6 @@ class CHOREO_OT_import_mocap(bpy.types.Operator, ImportHelper):
         return {"FINISHED"}
 
 
-def armature_world_joints(obj, scene, frames) -> tuple[np.ndarray, list[str], list[int]]:
-    """Evaluated world positions (F, B, 3) of every bone head, in core axes and the rig's own unit."""
-    from .space import to_core
-
-    names = [b.name for b in obj.data.bones]
-    parents = [names.index(b.parent.name) if b.parent else -1 for b in obj.data.bones]
-    world = np.array(obj.matrix_world)
-    out = np.zeros((len(frames), len(names), 3))
-    current = scene.frame_current
-    try:
-        for i, f in enumerate(frames):
-            scene.frame_set(int(f))
-            heads = np.array([np.array(pb.head) for pb in obj.pose.bones])
-            heads = heads @ world[:3, :3].T + world[:3, 3]
-            out[i] = to_core(heads)
-    finally:
-        scene.frame_set(current)
-    pose_order = [pb.name for pb in obj.pose.bones]
-    order = [pose_order.index(n) for n in names]
-    return out[:, order], names, parents
-
-
 def rig_positions(obj, scene):
     """Main thread: a mapped rig's action as evaluated bone-head positions, one row per frame of the action.
 
@@ -282,9 +321,9 @@ def rig_positions(obj, scene):
     when the bones do not map to the canonical body.
     """
     lo, hi = (int(round(v)) for v in obj.animation_data.action.frame_range)
-    mapping = map_armature(obj)
-    positions, names, parents = armature_world_joints(obj, scene, np.arange(lo, hi + 1))
-    return positions, names, parents, mapping
+    mapping = stored_mapping(obj)
+    pose = read_rig_pose(obj, scene, np.arange(lo, hi + 1))
+    return world_core(pose), pose.names, pose.parents, mapping
 
 
 def rig_body_joints(positions, names, parents, mapping) -> np.ndarray:

@@ -1265,6 +1265,13 @@ def test_contact_overrides_from_the_panel_reach_the_fix(scene, tmp_path):
     report = json.loads(rig.animation_data.action["choreo_foot_fix"])
     assert report["contact_frames"] == {"left": 0, "right": 0}
     assert bpy.ops.choreo.contact_override_remove() == {"FINISHED"} and not len(rig.choreo.contact_overrides)
+    # an edit in the Bone Map panel is what every rig reader uses (Fix Feet, Convert, Add to Library)
+    ops = sys.modules[MODULE].addon.operators
+    assert ops.rig_positions(rig, scene)[3].source_for["left_collar"] == "lCollar"
+    next(i for i in rig.choreo.bone_map if i.canonical == "left_collar").bone = ""
+    assert "left_collar" not in ops.rig_positions(rig, scene)[3].source_for
+    assert bpy.ops.choreo.remap_bones() == {"FINISHED"}
+    assert ops.stored_mapping(rig).source_for["left_collar"] == "lCollar"
 
 
 def test_fix_feet_bad_input_reports_and_keeps_the_original(scene, tmp_path):
