@@ -4,7 +4,7 @@
     python weights_fetch.py list
     python weights_fetch.py download official --dest DIR [--files inference] [--from-dir DIR] [--base-url URL]
     python weights_fetch.py verify DIR
-    python weights_fetch.py convert official --src DIR --dest WEIGHT_SET_DIR
+    python weights_fetch.py convert official --src DIR --dest WEIGHT_SET_DIR [--bridge-heads N]
 
 Standalone: importable by the add-on (it imports nothing from ``addon``) and runnable on its own. Downloads
 are resumable (``<file>.part`` + HTTP Range), atomic (renamed into place only when complete) and recorded
@@ -269,6 +269,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     p.add_argument("family", choices=["official"])
     p.add_argument("--src", required=True, type=Path)
     p.add_argument("--dest", required=True, type=Path)
+    p.add_argument("--bridge-heads", type=int, default=None, metavar="N",
+                   help="music-bridge attention heads of the checkpoint (no tensor records them; default: the "
+                        "release's 8)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
         if args.command == "list":
@@ -292,7 +295,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             except ImportError:
                 from core_models.weights import convert_official      # a checkout
 
-            out = convert_official(args.src, args.dest)
+            out = convert_official(args.src, args.dest, bridge_heads=args.bridge_heads)
             print(f"weight set written to {out}")
     except (FetchError, ValueError) as exc:      # ValueError: core_models.weights.WeightSetError on convert
         print(f"error: {exc}", file=sys.stderr)

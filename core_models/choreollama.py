@@ -126,10 +126,12 @@ class MusicBridge(nn.Module):
 
 
 class DanceBridge(nn.Module):
-    def __init__(self, code_dim: int, hidden: int):
+    """Per-token MLP from a codebook vector to an LLaMA input: code_dim -> hidden -> out (the LLaMA width)."""
+
+    def __init__(self, code_dim: int, hidden: int, out: int | None = None):
         super().__init__()
         self.fc1 = nn.Linear(code_dim, hidden)
-        self.fc2 = nn.Linear(hidden, hidden)
+        self.fc2 = nn.Linear(hidden, hidden if out is None else out)
 
     def forward(self, x):
         return self.fc2(F.gelu(self.fc1(x)))
@@ -141,7 +143,7 @@ class ChoreoLLaMA(nn.Module):
         self.cfg = cfg
         self.llama = Llama(cfg.llama)
         self.music_bridge = MusicBridge(cfg)
-        self.dance_bridge = DanceBridge(cfg.code_dim, cfg.llama.dim)
+        self.dance_bridge = DanceBridge(cfg.code_dim, cfg.bridge_hidden, cfg.llama.dim)
         self.style_embedding = nn.Embedding(cfg.num_styles, cfg.style_dim)
         self.cond_projection = nn.Linear(cfg.cond_len, cfg.music_len)
         self.style_classifier = nn.Linear(cfg.llama.dim, cfg.num_styles)   # training-time auxiliary head

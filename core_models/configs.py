@@ -73,7 +73,8 @@ class GeneratorConfig:
     nb_code: int = 512
     num_quantizers: int = 3
     dance_token_start: int = 4096  # first dance id in the LM vocabulary
-    bridge_heads: int = 8
+    bridge_heads: int = 8          # music-bridge attention heads (the release constructs 8 whatever the width)
+    bridge_hidden: int | None = None   # dance-bridge MLP hidden size (None: the LLaMA width, as released)
     n_bins: int = 2                # frequency-band experts
     d_state: int = 16
     d_conv: int = 4
@@ -90,8 +91,12 @@ class GeneratorConfig:
         if self.dance_token_start + self.nb_code * self.num_quantizers > self.llama.vocab_size:
             raise ValueError(f"dance ids up to {self.dance_token_start + self.nb_code * self.num_quantizers} do "
                              f"not fit the LM vocabulary of {self.llama.vocab_size}")
-        if self.llama.dim % self.bridge_heads:
+        if self.bridge_heads < 1 or self.llama.dim % self.bridge_heads:
             raise ValueError(f"bridge_heads ({self.bridge_heads}) must divide the hidden size {self.llama.dim}")
+        if self.bridge_hidden is None:
+            self.bridge_hidden = self.llama.dim
+        if self.bridge_hidden < 1:
+            raise ValueError(f"bridge_hidden must be >= 1, got {self.bridge_hidden}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorConfig":

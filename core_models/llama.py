@@ -23,11 +23,17 @@ from .configs import LlamaConfig  # noqa: F401  (sizes live in configs.py, torch
 
 
 def rope_inverse_frequencies(cfg: LlamaConfig) -> torch.Tensor:
-    """Per-pair rotation frequencies, with the llama3 long-context scaling when configured."""
-    inv = 1.0 / (cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2, dtype=torch.float64) / cfg.head_dim))
+    """Per-pair rotation frequencies, with the llama3 long-context scaling when configured.
+
+    Computed in float32 throughout, as the release computes them (Hugging Face's LLaMA rotary embedding):
+    a float64 computation rounded at the end differs from it by one float32 step in some of the values,
+    which the logits of a long prefill amplify.
+    """
+    exponents = torch.arange(0, cfg.head_dim, 2, dtype=torch.int64).to(torch.float32) / cfg.head_dim
+    inv = 1.0 / (float(cfg.rope_theta) ** exponents)
     rs = cfg.rope_scaling
     if not rs or rs.get("rope_type", rs.get("type")) in (None, "default"):
-        return inv.float()
+        return inv
     if rs.get("rope_type", rs.get("type")) != "llama3":
         raise ValueError(f"unsupported rope_scaling type {rs!r}; only 'llama3' is implemented")
     factor, low, high = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
@@ -38,7 +44,7 @@ def rope_inverse_frequencies(cfg: LlamaConfig) -> torch.Tensor:
     smooth = (old_len / wavelen - low) / (high - low)
     blended = (1 - smooth) * scaled / factor + smooth * scaled
     medium = (wavelen >= old_len / high) & (wavelen <= old_len / low)
-    return torch.where(medium, blended, scaled).float()
+    return torch.where(medium, blended, scaled)
 
 
 class RMSNorm(nn.Module):

@@ -134,46 +134,99 @@ def tokenizer_config_from(state: dict, args: dict) -> TokenizerConfig:
     return cfg
 
 
+OFFICIAL_BRIDGE_HEADS = 8     # the release constructs the music bridge's attention with 8 heads at any width
+
+
 def generator_config_from(state: dict, tok: TokenizerConfig, llama_hf: dict | None,
                           music_fps: float = 25.0, bridge_heads: int | None = None) -> GeneratorConfig:
-    """Sizes of a ChoreoLLaMA checkpoint; head counts come from the LLaMA config.json (the tensors cannot
-    tell heads from head size), RoPE settings too."""
+    """Sizes of a ChoreoLLaMA checkpoint, each read from the tensor that fixes it; what the tensors cannot tell
+    comes from the release: LLaMA head size and RoPE settings from its config.json (head size 64 and the
+    llama3 RoPE of LLaMA-3.2 without one), music-bridge heads from its constructor (8, unless given).
+
+    A tensor whose shape contradicts the others is refused with its key and shape named."""
     def shape(key):
         if key not in state:
             raise WeightSetError(f"the generator checkpoint has no '{key}'; it is not a ChoreoLLaMA checkpoint")
         return tuple(state[key].shape)
 
-    vocab, dim = shape("llama.model.embed_tokens.weight")
+    def refuse(key, why):
+        raise WeightSetError(f"the generator checkpoint's '{key}' has shape {list(shape(key))}: {why}; it is not "
+                             "a ChoreoLLaMA checkpoint of the release's layout")
+
+    emb, q_key, k_key = ("llama.model.embed_tokens.weight", "llama.model.layers.0.self_attn.q_proj.weight",
+                         "llama.model.layers.0.self_attn.k_proj.weight")
+    if len(shape(emb)) != 2:
+        refuse(emb, "expected (vocabulary, width)")
+    vocab, dim = shape(emb)
     layers = len({k.split(".")[3] for k in state if k.startswith("llama.model.layers.")})
-    kv_rows = shape("llama.model.layers.0.self_attn.k_proj.weight")[0]
+    q_rows, kv_rows = shape(q_key)[0], shape(k_key)[0]
     if llama_hf:
-        hf = LlamaConfig.from_hf(llama_hf, vocab_size=vocab)
+        try:
+            hf = LlamaConfig.from_hf(llama_hf, vocab_size=vocab)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WeightSetError(f"the LLaMA config.json cannot be read as a LLaMA config ({exc!r})") from exc
         if hf.dim != dim or hf.n_layers != layers:
             raise WeightSetError(f"the LLaMA config.json (hidden {hf.dim}, {hf.n_layers} layers) does not match the "
-                                 f"checkpoint (hidden {dim}, {layers} layers)")
-        llama = hf
+                                 f"checkpoint ('{emb}' {list(shape(emb))}, {layers} layers)")
+        base = hf
     else:   # LLaMA-3.2 conventions: head size 64, llama3 RoPE of the release
-        llama = LlamaConfig(dim=dim, n_layers=layers, n_heads=dim // 64, n_kv_heads=kv_rows // 64, head_dim=64,
-                            vocab_size=vocab)
-    llama.intermediate = shape("llama.model.layers.0.mlp.gate_proj.weight")[0]
-    llama.n_kv_heads = kv_rows // llama.head_dim
+        base = LlamaConfig(dim=dim, n_layers=layers, n_heads=1, n_kv_heads=1, head_dim=64, vocab_size=vocab)
+    head_dim = base.head_dim
+    if q_rows % head_dim:
+        refuse(q_key, f"not a whole number of {head_dim}-wide attention heads")
+    if kv_rows % head_dim or (q_rows // head_dim) % (kv_rows // head_dim or 1) or not kv_rows:
+        refuse(k_key, f"not a whole number of {head_dim}-wide key/value heads dividing the "
+                      f"{q_rows // head_dim} query heads")
+    try:
+        llama = LlamaConfig(dim=dim, n_layers=layers, n_heads=q_rows // head_dim, n_kv_heads=kv_rows // head_dim,
+                            head_dim=head_dim, intermediate=shape("llama.model.layers.0.mlp.gate_proj.weight")[0],
+                            vocab_size=vocab, norm_eps=base.norm_eps, rope_theta=base.rope_theta,
+                            rope_scaling=base.rope_scaling, tie_embeddings=base.tie_embeddings)
+    except ValueError as exc:
+        raise WeightSetError(f"the generator checkpoint's LLaMA sizes are inconsistent: {exc}") from exc
+
     num_styles, style_dim = shape("style_embedding.weight")
     music_len, cond_len = shape("cond_projection.weight")
     n_bins = len({k.split(".")[2] for k in state if k.startswith("music_bridge.specialized_experts.")})
     cond_dim = shape("music_bridge.specialized_experts.0.proj.weight")[1] if n_bins else tok.input_dim
+    in_proj = "music_bridge.input_proj.weight"
+    bridge_width, bridge_in = shape(in_proj)
+    if bridge_width != dim:      # the release builds the music bridge at the LLaMA width (its output_dim)
+        refuse(in_proj, f"the music bridge must be as wide as the LLaMA ({dim})")
+    music_dim = bridge_in - style_dim - cond_dim
+    if music_dim < 1:
+        refuse(in_proj, f"its {bridge_in} inputs leave no room for music after the {style_dim}-d style and the "
+                        f"{cond_dim}-d retrieval condition")
     mamba = "music_bridge.universal_expert.mamba."
     d_inner, d_state = shape(mamba + "A_log")
+    if d_inner % dim:
+        refuse(mamba + "A_log", f"its inner size is not a whole multiple of the width {dim}")
+    fc1 = "dance_bridge.fc1.weight"
+    bridge_hidden, code_dim = shape(fc1)
+    if code_dim != tok.code_dim:
+        refuse(fc1, f"its input must be the tokenizer's {tok.code_dim}-d codebook vectors (the generator and the "
+                    "tokenizer come from different releases)")
+    heads = OFFICIAL_BRIDGE_HEADS if bridge_heads is None else int(bridge_heads)
+    if heads < 1 or dim % heads:
+        raise WeightSetError(f"{heads} music-bridge attention heads do not divide the bridge width {dim} ('{in_proj}' "
+                             f"{list(shape(in_proj))}); the release uses {OFFICIAL_BRIDGE_HEADS}: pass the count the "
+                             "checkpoint was trained with (--bridge-heads N)")
     special = vocab - tok.nb_code * tok.num_quantizers
-    return GeneratorConfig(
-        llama=llama, music_dim=shape("music_bridge.input_proj.weight")[1] - style_dim - cond_dim,
-        music_fps=music_fps, music_len=music_len, dance_len=288, style_dim=style_dim, num_styles=num_styles,
-        cond_dim=cond_dim, cond_len=cond_len, code_dim=shape("dance_bridge.fc1.weight")[1], nb_code=tok.nb_code,
-        num_quantizers=tok.num_quantizers,
-        # The release's vocabulary: 4096 music placeholders, the dance ids, then 256 specials.
-        dance_token_start=4096 if special >= 4096 + 256 else max(0, special - 256),
-        bridge_heads=bridge_heads or max(1, dim // 256), n_bins=n_bins, d_state=d_state,
-        d_conv=shape(mamba + "conv1d.weight")[2], expand=d_inner // dim, dt_rank=shape(mamba + "dt_proj.weight")[1],
-        genres=GENRES if num_styles == len(GENRES) else tuple(f"style{i}" for i in range(num_styles)))
+    try:
+        return GeneratorConfig(
+            llama=llama, music_dim=music_dim,
+            music_fps=music_fps, music_len=music_len, dance_len=288, style_dim=style_dim, num_styles=num_styles,
+            cond_dim=cond_dim, cond_len=cond_len, code_dim=code_dim, nb_code=tok.nb_code,
+            num_quantizers=tok.num_quantizers,
+            # The release's vocabulary: 4096 music placeholders, the dance ids, then 256 specials.
+            dance_token_start=4096 if special >= 4096 + 256 else max(0, special - 256),
+            bridge_heads=heads, bridge_hidden=bridge_hidden, n_bins=n_bins, d_state=d_state,
+            d_conv=shape(mamba + "conv1d.weight")[2], expand=d_inner // dim,
+            dt_rank=shape(mamba + "dt_proj.weight")[1],
+            genres=GENRES if num_styles == len(GENRES) else tuple(f"style{i}" for i in range(num_styles)))
+    except ValueError as exc:
+        raise WeightSetError(f"the generator checkpoint's sizes are inconsistent ('{emb}' {list(shape(emb))}): "
+                             f"{exc}") from exc
 
 
 def retrieval_config_from(state: dict) -> RetrievalConfig:
@@ -261,7 +314,10 @@ def _find(src: Path, release_path: str, required: bool = True) -> Path | None:
 
 
 def convert_official(src, dest, bridge_heads: int | None = None) -> Path:
-    """Official release files in ``src`` (release layout or loose files) -> a weight-set folder ``dest``."""
+    """Official release files in ``src`` (release layout or loose files) -> a weight-set folder ``dest``.
+
+    ``bridge_heads``: attention heads of the music bridge, which no tensor records (default: the release's 8);
+    the value is written to the set's config.json, which loading reads."""
     import torch
 
     from .choreollama import ChoreoLLaMA
@@ -298,7 +354,10 @@ def convert_official(src, dest, bridge_heads: int | None = None) -> Path:
     if not isinstance(lm_state, dict) or not lm_state or not all(isinstance(v, torch.Tensor) for v in lm_state.values()):
         raise WeightSetError(f"{lm_path} is not a flat state dict of tensors")
     hf_path = _find(src, "AR/models/Llama3.2-1B/config.json", required=False)
-    hf = json.loads(hf_path.read_text()) if hf_path else None
+    try:
+        hf = json.loads(hf_path.read_text()) if hf_path else None
+    except json.JSONDecodeError as exc:
+        raise WeightSetError(f"{hf_path} is not valid JSON ({exc}); download it again") from exc
     gen_cfg = generator_config_from(lm_state, tok_cfg, hf, FAMILIES["official"][2], bridge_heads)
     check_state_dict(lm_state, _meta_shapes(lambda: ChoreoLLaMA(gen_cfg)), "ChoreoLLaMA generator", lm_path)
     if gen_cfg.llama.tie_embeddings and not torch.equal(lm_state["llama.model.embed_tokens.weight"],
@@ -340,7 +399,9 @@ def convert_official(src, dest, bridge_heads: int | None = None) -> Path:
         "training_data": "InfiniteDance corpus (InfiniteDance, AIST++, FineDance, Motorica); see the release",
         "tokenizer": tok_cfg.to_dict(), "generator": gen_cfg.to_dict(),
         "retrieval": ret_cfg.to_dict() if ret_cfg else None,
-        "notes": [] if hf else ["LLaMA head counts assumed (head size 64): no Llama config.json was found"],
+        "notes": ([] if hf else ["LLaMA head size assumed (64): no Llama config.json was found"]) + [
+            f"music-bridge attention: {gen_cfg.bridge_heads} heads (" + (
+                "the release's constructor" if bridge_heads is None else "set with --bridge-heads") + ")"],
     }
     stats = {"mean": mean.astype(np.float64), "std": std.astype(np.float64),
              "rag_mean": rag_mean.astype(np.float64), "rag_std": rag_std.astype(np.float64)}
@@ -366,6 +427,12 @@ class WeightSetInfo:
     @property
     def genres(self) -> tuple:
         return self.generator.cfg.genres
+
+    @property
+    def trained_genres(self) -> dict[str, float]:
+        """Genre -> minutes of dance the generator was trained on; empty when the set does not say (the
+        official release, older sets), in which case every genre counts as trained."""
+        return {str(g): float(m) for g, m in (self.config.get("trained_genres") or {}).items()}
 
     @property
     def music_frontend(self) -> str:
@@ -476,6 +543,42 @@ def resolve_dtype(dtype, device: torch.device) -> torch.dtype:
     return names[dtype]
 
 
+def model_bytes(gen_cfg: GeneratorConfig, tok_cfg: TokenizerConfig, dtype: torch.dtype, batch: int = 1) -> int:
+    """Device memory the models of a set need to generate ``batch`` takes: the generator in ``dtype`` (its tied
+    head counted once), the tokenizer in fp32, and the KV cache of one window, from sizes alone."""
+    import torch
+
+    from .choreollama import ChoreoLLaMA
+    from .tokenizer import RVQVAE
+
+    with torch.device("meta"):
+        gen, tok = ChoreoLLaMA(gen_cfg), RVQVAE(tok_cfg)
+    width = torch.empty((), dtype=dtype).element_size()
+    gen_params = sum(p.numel() for p in gen.parameters())            # parameters() yields a tied tensor once
+    llama = gen_cfg.llama
+    window = gen_cfg.music_len + gen_cfg.dance_len
+    kv = 2 * llama.n_layers * batch * llama.n_kv_heads * window * llama.head_dim * width
+    return gen_params * width + sum(p.numel() for p in tok.parameters()) * 4 + kv
+
+
+def check_device_memory(gen_cfg: GeneratorConfig, tok_cfg: TokenizerConfig, device: torch.device,
+                        dtype: torch.dtype, batch: int = 1, headroom: float = 1.25) -> None:
+    """Refuse a CUDA device without room for the models (plus ``headroom`` for activations) before anything is
+    read: a clear message instead of an out-of-memory error halfway through loading."""
+    import torch
+
+    if device.type != "cuda":
+        return
+    need = model_bytes(gen_cfg, tok_cfg, dtype, batch) * headroom
+    free, total = torch.cuda.mem_get_info(device)
+    if need > free:
+        gib = 1 << 30
+        raise WeightSetError(f"the weight set needs about {need / gib:.1f} GiB of GPU memory in "
+                             f"{str(dtype).replace('torch.', '')}, but {torch.cuda.get_device_name(device)} has "
+                             f"{free / gib:.1f} GiB free of {total / gib:.1f} GiB; close other GPU programs, choose "
+                             "bf16, or run on the CPU")
+
+
 def read_config(folder) -> dict:
     folder = Path(folder)
     if not folder.is_dir():
@@ -539,20 +642,26 @@ def load_weight_set(folder, device="auto", dtype=None, verify: bool = True) -> W
 
     folder = Path(folder)
     config = read_config(folder)
+    # Everything that can refuse the set cheaply comes before reading (or hashing) any weights.
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    frontend, music_dim, music_fps, _ = FAMILIES[config["family"]]
+    try:
+        gen_cfg = GeneratorConfig.from_dict(config["generator"])
+        tok_cfg = TokenizerConfig.from_dict(config["tokenizer"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WeightSetError(f"{folder / 'config.json'} holds inconsistent model sizes ({exc}); convert or download "
+                             "the weight set again") from exc
+    if config.get("music_frontend") != frontend or gen_cfg.music_dim != music_dim:
+        raise WeightSetError(f"weight set '{folder}' says family '{config['family']}' but its generator expects "
+                             f"{gen_cfg.music_dim}-d '{config.get('music_frontend')}' music features (the family "
+                             f"uses {music_dim}-d '{frontend}'); it is of the wrong family or its config is damaged")
+    check_device_memory(gen_cfg, tok_cfg, device, dtype)
     if verify:
         problems = verify_weights(folder)
         if problems:
             raise WeightSetError(f"weight set '{folder}' failed verification: {'; '.join(problems[:3])}. Download or "
                                  "convert it again")
-    frontend, music_dim, music_fps, _ = FAMILIES[config["family"]]
-    gen_cfg = GeneratorConfig.from_dict(config["generator"])
-    if config.get("music_frontend") != frontend or gen_cfg.music_dim != music_dim:
-        raise WeightSetError(f"weight set '{folder}' says family '{config['family']}' but its generator expects "
-                             f"{gen_cfg.music_dim}-d '{config.get('music_frontend')}' music features (the family "
-                             f"uses {music_dim}-d '{frontend}'); it is of the wrong family or its config is damaged")
-    device = resolve_device(device)
-    dtype = resolve_dtype(dtype, device)
-    tok_cfg = TokenizerConfig.from_dict(config["tokenizer"])
 
     files = config.get("files", FILES)
     tokenizer = RVQVAE(tok_cfg)
