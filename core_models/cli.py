@@ -16,7 +16,8 @@ def clip_summary(path: str | Path, overrides: dict | None = None, unit: str = "a
     from .io import load_body_clip
 
     clip = load_body_clip(path, overrides=overrides, unit=unit)
-    fsr = metrics.foot_skating_ratio(clip.joints, fps=clip.fps)
+    moving = clip.joints.shape[0] >= 2          # foot skating compares frames: a still pose has none
+    fsr = metrics.foot_skating_ratio(clip.joints, fps=clip.fps) if moving else None
     summary = {
         "file": str(path),
         "source_frames": int(clip.source_frames),
@@ -29,9 +30,9 @@ def clip_summary(path: str | Path, overrides: dict | None = None, unit: str = "a
         "joints_mapped": dict(clip.mapping.source_for),
         "joints_synthesised": dict(clip.mapping.synthesised),
         "source_bones_unused": list(clip.mapping.unmapped_source),
-        "fsr": round(float(fsr["mean"]), 5),
-        "fsr_left": round(float(fsr["left"]), 5),
-        "fsr_right": round(float(fsr["right"]), 5),
+        "fsr": round(float(fsr["mean"]), 5) if moving else None,
+        "fsr_left": round(float(fsr["left"]), 5) if moving else None,
+        "fsr_right": round(float(fsr["right"]), 5) if moving else None,
         "jitter": round(float(metrics.jitter(clip.joints, fps=clip.fps)), 4) if clip.joints.shape[0] >= 4 else None,
     }
     return summary
@@ -49,7 +50,11 @@ def _print_summary(s: dict) -> None:
     if s["source_bones_unused"]:
         print(f"  not used    {', '.join(s['source_bones_unused'])}")
     jit = "n/a (fewer than 4 frames)" if s["jitter"] is None else f"{s['jitter']:.3f} (x10 m/s^3)"
-    print(f"  FSR         {100 * s['fsr']:.2f} % (left {100 * s['fsr_left']:.2f} %, right {100 * s['fsr_right']:.2f} %)")
+    if s["fsr"] is None:
+        print(f"  FSR         n/a (the clip is a single pose of {s['frames']} frame: foot skating needs motion)")
+    else:
+        print(f"  FSR         {100 * s['fsr']:.2f} % (left {100 * s['fsr_left']:.2f} %, right "
+              f"{100 * s['fsr_right']:.2f} %)")
     print(f"  jitter      {jit}")
 
 
@@ -68,7 +73,7 @@ def _cmd_info(args) -> int:
     if args.json:
         print(json.dumps(rows if len(rows) > 1 else rows[0], indent=2))
     elif len(rows) > 1:
-        fsr = np.mean([r["fsr"] for r in rows])
+        fsr = np.mean([r["fsr"] for r in rows if r["fsr"] is not None] or [np.nan])
         jit = np.mean([r["jitter"] for r in rows if r["jitter"] is not None])
         frames = sum(r["frames"] for r in rows)
         print(f"corpus: {len(rows)} clips, {frames} frames at 30 fps, mean FSR {100 * fsr:.2f} %, "
@@ -172,6 +177,24 @@ def save_generation(result, out: Path) -> None:
         raise ValueError(f"output '{out}': use a .bvh or .npz file name")
 
 
+def _span_and_sampling_problem(args) -> str:
+    """What is wrong with --start/--end and the sampling options, in the user's terms ("" when nothing)."""
+    from .sampling import SamplingConfig
+
+    if not np.isfinite(args.start) or args.start < 0:
+        return f"--start {args.start:g} s: the start of the music span must be 0 s or later"
+    if args.end is not None and not args.end > args.start:
+        return (f"--end {args.end:g} s is {'at' if args.end == args.start else 'before'} --start {args.start:g} s: "
+                "the end of the music span must come after its start (leave --end out to dance to the end)")
+    overrides = {k: v for k, v in (("temperature", args.temperature), ("top_k", args.top_k), ("top_p", args.top_p))
+                 if v is not None}
+    try:
+        SamplingConfig(**overrides)
+    except ValueError as exc:
+        return "--" + str(exc).replace("_", "-", 1)
+    return ""
+
+
 def _cmd_generate(args) -> int:
     from .pipeline import generate
     from .progress import Cancelled
@@ -182,6 +205,10 @@ def _cmd_generate(args) -> int:
         return 2
     if not out.parent.is_dir():
         print(f"error: the output folder '{out.parent}' does not exist", file=sys.stderr)
+        return 2
+    problem = _span_and_sampling_problem(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     last = [None]
 
@@ -238,14 +265,18 @@ def _cmd_library(args) -> int:
             lib = Library(args.folder)
             for path in args.files:
                 name = args.name if args.name and len(args.files) == 1 else Path(path).stem
-                info = lib.add(name, args.genre, args.subgenre, path=path, licence=args.licence)
+                info = lib.add(name, args.genre, args.subgenre, path=path, licence=args.licence, replace=args.replace)
                 print(f"added {info.name}: {info.genre}/{info.subgenre or '-'}, {info.duration:.1f} s")
         elif args.action == "remove":
+            if not args.name:
+                raise LibraryError("remove needs --name CLIP (see 'library list')")
             Library(args.folder).remove(args.name)
             print(f"removed {args.name}")
         elif args.action == "repair":
-            for line in Library.open_or_repair(args.folder).repair():
+            lib, done = Library.repair_at(args.folder)
+            for line in done:
                 print(line)
+            print(f"{lib.path}: {len(lib)} clips indexed")
         elif args.action == "list":
             clips = Library(args.folder).clips(args.genre, args.subgenre)
             if args.json:
@@ -273,7 +304,7 @@ def _cmd_library(args) -> int:
             report = import_official(Library.create(args.folder, exist_ok=True), args.embeddings, args.features,
                                      args.style_map, args.tokens, ws)
             print(f"{len(report['added'])} clips imported, {len(report['skipped'])} skipped")
-    except (LibraryError, ValueError, FileNotFoundError) as exc:
+    except (LibraryError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -421,6 +452,7 @@ def main(argv=None) -> int:
     p.add_argument("--genre", help="Ballet, Popular, Latin, Modern, Folk or Classic")
     p.add_argument("--subgenre", help="e.g. K-pop, HipHop, Salsa, Dai")
     p.add_argument("--licence", default="unknown", help="licence of the added clips")
+    p.add_argument("--replace", action="store_true", help="add: replace a clip of the same name")
     p.add_argument("--json", action="store_true")
     p.add_argument("--max-seconds", type=float, default=60.0, help="starter: cut longer clips")
     p.add_argument("--music", help="search: audio file")

@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+MAX_TEMPERATURE = 2.0    # beyond this the top-k ids are drawn almost uniformly: noise, not dance
+
 
 @dataclass
 class SamplingConfig:
@@ -40,12 +42,13 @@ class SamplingConfig:
     boost_max_distinct: int = 2
 
     def __post_init__(self):
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not 0.0 < self.temperature <= MAX_TEMPERATURE:
+            raise ValueError(f"temperature must be above 0 and at most {MAX_TEMPERATURE:g} (default 0.8; lower is "
+                             f"steadier, higher more varied), got {self.temperature:g}")
         if self.top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+            raise ValueError(f"top_k must be a whole number >= 1 (default 15), got {self.top_k}")
         if not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+            raise ValueError(f"top_p must be above 0 and at most 1 (default 0.95), got {self.top_p:g}")
         if self.repetition_penalty <= 0:
             raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
 
