@@ -19,26 +19,46 @@ HOP_LENGTH = 512  # one analysis frame per motion frame when sr = fps * HOP_LENG
 _SILENCE_PEAK = 1e-4  # peak amplitude (full scale 1.0) below which a signal counts as silent (-80 dBFS)
 
 
+class AudioFileError(ValueError):
+    """An audio file that cannot be used as it is (not audio, damaged, cut short); the message says what
+    the file is and what to do."""
+
+
+_SUPPORTED = "choose a music file (WAV, FLAC, OGG or MP3)"
+_TRUNCATION_LOG = ("should be", "ended unexpectedly", "lacks an end-of-stream", "lost sync", "truncated",
+                   "unexpected end")
+_SHORT_BY_S = 0.25       # a container that promises this much more than decodes is cut short
+
+
 def load_audio(path: str | os.PathLike, sr: int | None = None) -> tuple[np.ndarray, int]:
     """Decode an audio file to mono float32 samples in [-1, 1].
 
     ``sr=None`` keeps the file's own sample rate; otherwise the signal is resampled to ``sr``.
-    Returns ``(samples, sample_rate)``. Raises ``FileNotFoundError`` for a missing file and ``ValueError``
-    for an empty file, a file that no decoder can read, or a decoded signal without samples.
+    Returns ``(samples, sample_rate)``. Raises ``FileNotFoundError`` for a missing file and
+    :class:`AudioFileError` (a ``ValueError``) for an empty file, a file that is not audio (saying what it
+    is: text, an image, a BVH...), one no decoder can read, one cut short (its container promises more than
+    decodes, an Ogg stream without its end, a decoder reporting lost sync) or a signal without samples.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"audio file '{path}' does not exist; choose an existing WAV, FLAC, OGG or MP3 file")
     if path.stat().st_size == 0:
-        raise ValueError(f"audio file '{path}' is empty (0 bytes); export the music again or choose another file")
+        raise AudioFileError(f"audio file '{path}' is empty (0 bytes); export the music again or choose another file")
     if sr is not None and (not np.isfinite(sr) or sr <= 0):
         raise ValueError(f"sample rate must be a positive number, got {sr}")
+    with open(path, "rb") as f:
+        head = f.read(64)
+    container, other = _sniff(head)
+    if other:
+        raise AudioFileError(f"'{path}' cannot be decoded as sound: it is not audio but {other}. "
+                             f"{_SUPPORTED[0].upper()}{_SUPPORTED[1:]}")
 
-    samples, native_sr = _decode(path)
+    samples, native_sr = _decode(path, container)
     if samples.size == 0:
-        raise ValueError(f"audio file '{path}' decodes to no samples; it holds no audio")
+        raise AudioFileError(f"audio file '{path}' decodes to no samples; it holds no audio (an empty export, or "
+                             f"a file cut short before its first sound): {_SUPPORTED}")
     if not np.all(np.isfinite(samples)):
-        raise ValueError(f"audio file '{path}' decodes to NaN/inf samples; re-export it as 16-bit WAV")
+        raise AudioFileError(f"audio file '{path}' decodes to NaN/inf samples; re-export it as 16-bit WAV")
     if sr is not None and int(sr) != native_sr:
         import librosa
 
@@ -47,25 +67,139 @@ def load_audio(path: str | os.PathLike, sr: int | None = None) -> tuple[np.ndarr
     return np.ascontiguousarray(samples, dtype=np.float32), int(native_sr)
 
 
-def _decode(path: Path) -> tuple[np.ndarray, int]:
-    """libsndfile first (WAV/FLAC/OGG, MP3 with libsndfile >= 1.1); librosa's audioread fallback second."""
+def _sniff(head: bytes) -> tuple[str | None, str | None]:
+    """(audio container, None) from a file's first bytes, (None, what it is) for a file that is clearly
+    something else, (None, None) when unknown (the decoders decide)."""
+    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+        return "WAV", None
+    for magic, name in ((b"fLaC", "FLAC"), (b"OggS", "Ogg"), (b"ID3", "MP3"), (b"caff", "CAF"), (b".snd", "AU"),
+                        (b"wvpk", "WavPack"), (b"MThd", None)):
+        if head.startswith(magic):
+            return (name, None) if name else (None, "a MIDI file (notes, not sound): render it to WAV first")
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "AIFF", None
+    if head[4:8] == b"ftyp":
+        return "MP4/M4A", None
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        return "MPEG audio", None
+    others = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+              (b"%PDF", "a PDF document"), (b"PK\x03\x04", "a ZIP archive (or a .npz / office file)"),
+              (b"\x1f\x8b", "a gzip archive"), (b"BLENDER", "a Blender .blend file"), (b"\x7fELF", "a program"),
+              (b"MZ", "a Windows program"), (b"\x93NUMPY", "a NumPy array (.npy)"), (b"7z\xbc\xaf", "a 7-Zip archive"),
+              (b"Kaydara FBX", "an FBX scene"), (b"\x80\x04", "a Python pickle"), (b"\x80\x02", "a Python pickle"))
+    for magic, what in others:
+        if head.startswith(magic):
+            return None, what
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = head[:exc.start].decode("utf-8") if exc.start >= len(head) - 3 else None
+    if text is not None and text.strip() and all(c.isprintable() or c in "\t\r\n" for c in text):
+        first = text.strip()
+        kind = ("a BVH motion file" if first.upper().startswith("HIERARCHY") else
+                "a web page or XML document (a download that saved an error page?)" if first.startswith("<") else
+                "a JSON file" if first[0] in "{[" else "a text file")
+        return None, f"{kind} (it starts with '{first.splitlines()[0][:40]}')"
+    return None, None
+
+
+def _decode(path: Path, container: str | None) -> tuple[np.ndarray, int]:
+    """libsndfile first (WAV/FLAC/OGG/AIFF, MP3 with libsndfile >= 1.1), with checks that the file is
+    complete; librosa's audioread fallback second."""
     import soundfile
 
     try:
-        data, file_sr = soundfile.read(str(path), dtype="float32", always_2d=True)
-        return data.mean(axis=1), int(file_sr)
+        handle = soundfile.SoundFile(str(path))
     except Exception as sndfile_error:  # not a format libsndfile knows: try the slower fallback
+        return _decode_fallback(path, container, sndfile_error)
+    blocks, failure = [], None
+    with handle:
+        declared, native_sr = handle.frames, int(handle.samplerate)
         try:
-            import librosa
+            while True:
+                block = handle.read(1 << 16, dtype="float32", always_2d=True)
+                if not len(block):
+                    break
+                blocks.append(block.mean(axis=1))
+        except Exception as exc:         # a decoder that loses its way part-way (FLAC lost sync, ...)
+            failure = exc
+        log = handle.extra_info
+    samples = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+    what = container or handle.format
+    got = samples.size / native_sr
+    if failure is not None:
+        if not samples.size:
+            raise AudioFileError(f"audio file '{path}' ({what}) cannot be decoded ({failure}); the file is damaged: "
+                                 f"get it again or re-export it ({_SUPPORTED})") from failure
+        promised = f"its header says {declared / native_sr:.1f} s; " if 0 < declared < 1 << 62 else ""
+        raise _cut_short(path, what, got, f"{promised}decoding stops with '{str(failure).strip()[:80]}'")
+    promised = max(declared if declared < 1 << 62 else 0, _wav_declared_frames(path) if what == "WAV" else 0)
+    if promised / native_sr - got > _SHORT_BY_S:
+        raise _cut_short(path, what, got, f"its header says {promised / native_sr:.1f} s")
+    if what == "Ogg" and not _ogg_ends_cleanly(path):
+        raise _cut_short(path, what, got, "its last Ogg page is incomplete or lacks the end-of-stream mark")
+    hints = [line.strip() for line in log.splitlines() if any(k in line.lower() for k in _TRUNCATION_LOG)]
+    if hints and what != "WAV":
+        raise _cut_short(path, what, got, f"the decoder reports '{hints[0][:80]}'")
+    return samples, native_sr
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # librosa warns that the audioread fallback is deprecated
-                data, file_sr = librosa.load(str(path), sr=None, mono=True)
-            return np.asarray(data, dtype=np.float32), int(file_sr)
-        except Exception as fallback_error:
-            raise ValueError(
-                f"audio file '{path}' cannot be decoded ({sndfile_error}; fallback: {fallback_error}); "
-                "convert it to WAV, FLAC or OGG and try again") from fallback_error
+
+def _cut_short(path: Path, what: str, got: float, why: str) -> AudioFileError:
+    return AudioFileError(f"audio file '{path}' ({what}) is cut short: {why}, but only {got:.1f} s decode. It looks "
+                          "like an interrupted download or copy: get the complete file again or re-export it "
+                          "(Choreo will not dance to a fragment without telling you)")
+
+
+def _decode_fallback(path: Path, container: str | None, sndfile_error: Exception) -> tuple[np.ndarray, int]:
+    try:
+        import librosa
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # librosa warns that the audioread fallback is deprecated
+            data, file_sr = librosa.load(str(path), sr=None, mono=True)
+        return np.asarray(data, dtype=np.float32), int(file_sr)
+    except Exception as fallback_error:
+        if container is None:
+            raise AudioFileError(f"'{path}' cannot be decoded: it is not a recognised audio file (it starts with bytes "
+                                 f"{path.read_bytes()[:8].hex(' ')}); {_SUPPORTED}") from fallback_error
+        detail = "; ".join(str(e).strip() for e in (sndfile_error, fallback_error) if str(e).strip())
+        raise AudioFileError(f"audio file '{path}' looks like {container} but cannot be decoded ({detail[:160]}); "
+                             "it may be damaged or use a codec Choreo cannot read: convert it to WAV, FLAC or OGG "
+                             "and try again") from fallback_error
+
+
+def _wav_declared_frames(path: Path) -> int:
+    """Frames the WAV's own 'data' chunk header promises (0 when unknown: streamed WAVs write 0 or 0xFFFFFFFF)."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    pos, align = 12, 0
+    while pos + 8 <= len(head):
+        tag, size = head[pos:pos + 4], int.from_bytes(head[pos + 4:pos + 8], "little")
+        if tag == b"fmt " and pos + 22 <= len(head):
+            align = int.from_bytes(head[pos + 20:pos + 22], "little")
+        if tag == b"data":
+            return size // align if align and 0 < size < 0xFFFFFFFF else 0
+        pos += 8 + size + (size & 1)
+    return 0
+
+
+def _ogg_ends_cleanly(path: Path) -> bool:
+    """Whether the last Ogg page is whole and carries the end-of-stream flag (a cut file loses both)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        f.seek(max(0, size - (1 << 16)))
+        tail = f.read()
+    at = tail.rfind(b"OggS")
+    while at >= 0:
+        page = tail[at:]
+        if len(page) >= 27 and page[4] == 0:                   # stream structure version 0: a page header
+            segments = page[26]
+            if len(page) < 27 + segments:
+                return False
+            length = 27 + segments + sum(page[27:27 + segments])
+            return bool(page[5] & 0x04) and length <= len(page)
+        at = tail.rfind(b"OggS", 0, at)
+    return False
 
 
 def _analysis_signal(samples: np.ndarray, sr: int, fps: float, purpose: str) -> tuple[np.ndarray, int]:
