@@ -17,12 +17,14 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -41,6 +43,7 @@ class ReleaseFile:
     purpose: str
     needed_for_inference: bool
     remote: str | None = None     # full URL when the file lives outside the release repository
+    sha256: str | None = None     # where the release publishes it (Hugging Face LFS oid); checked when set
 
 
 MUQ_REPO = "OpenMuQ/MuQ-large-msd-iter"
@@ -100,6 +103,7 @@ def write_manifest(folder: Path, manifest: dict) -> None:
 
 def record_file(folder: Path, relative: str, source: str) -> str:
     folder = Path(folder)
+    manifest_path(folder, relative)
     digest = sha256_file(folder / relative)
     manifest = read_manifest(folder)
     manifest.setdefault("files", {})[relative] = {"sha256": digest, "size": (folder / relative).stat().st_size,
@@ -128,9 +132,10 @@ def download_file(url: str, dest: Path, progress: Callable[[str, int, int], None
         else:
             raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
     except (urllib.error.URLError, OSError) as exc:
+        left = (f"the partial file {part} ({have} bytes) is kept, and a later run resumes it" if have else
+                "nothing was written for this file")
         raise FetchError(f"cannot reach {url.split('/')[2] if '://' in url else url} ({exc}); are you offline? "
-                         "Download the files by hand and use --from-dir, or try again later. Nothing was "
-                         f"written except the partial file {part.name}, which a later run resumes") from exc
+                         f"Download the files by hand and use --from-dir, or try again later; {left}") from exc
     if response is not None:
         with response:
             resumed = response.status == 206
@@ -148,10 +153,11 @@ def download_file(url: str, dest: Path, progress: Callable[[str, int, int], None
                         if progress:
                             progress(dest.name, done, total)
             except (OSError, urllib.error.URLError) as exc:
-                raise FetchError(f"{url}: the connection broke after {done} bytes ({exc}); run the same "
-                                 "command again to resume") from exc
+                raise FetchError(f"{url}: the connection broke after {done} bytes ({exc}); {done} bytes are kept "
+                                 f"in {part}: run the same command again to resume") from exc
             if total and done < total:
-                raise FetchError(f"{url}: got {done} of {total} bytes; run the same command again to resume")
+                raise FetchError(f"{url}: got {done} of {total} bytes; {done} bytes are kept in {part}: run the same "
+                                 "command again to resume")
     if expected_sha256:
         actual = sha256_file(part)
         if actual != expected_sha256:
@@ -177,11 +183,44 @@ def _selected(files: str) -> list[ReleaseFile]:
 
 def download_official(dest: Path, files: str = "inference", from_dir: Path | None = None,
                       base_url: str = OFFICIAL_BASE_URL, progress=None, online: bool = True) -> list[Path]:
-    """Fetch (or copy from ``from_dir``) the official release files into ``dest``, recording sha256."""
+    """Fetch (or copy from ``from_dir``) the official release files into ``dest``, recording sha256. A copied
+    file is recorded only after it passes :func:`check_release_file` (its size against the release's, its
+    structure, its sha256 where published); a download must match its Content-Length (and published sha256).
+    On failure, folders this call created and left empty are removed again; what is kept (a resumable
+    ``.part`` file) is named in the error."""
     dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
+    selected = _selected(files)
+    created = _missing_parents(dest)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        return _download_selected(dest, selected, from_dir, base_url, progress, online, created)
+    except BaseException:
+        _remove_empty(created)
+        raise
+
+
+def _missing_parents(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet (deepest first)."""
     out = []
-    for item in _selected(files):
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        out.append(path)
+        path = path.parent
+    return out
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in sorted(set(folders), key=lambda p: len(p.parts), reverse=True):
+        try:
+            folder.rmdir()                 # only when empty: a kept .part file keeps its folders
+        except OSError:
+            pass
+
+
+def _download_selected(dest: Path, selected: list[ReleaseFile], from_dir, base_url, progress, online,
+                       created: list[Path]) -> list[Path]:
+    out = []
+    for item in selected:
         target = dest / item.path
         if target.is_file() and item.path in read_manifest(dest).get("files", {}):
             out.append(target)
@@ -191,10 +230,18 @@ def download_official(dest: Path, files: str = "inference", from_dir: Path | Non
             if source is None:
                 raise FetchError(f"'{item.path}' is not in {from_dir} (looked for the release path and the bare "
                                  "file name); download it by hand or drop --from-dir")
+            problem = check_release_file(source, item)
+            if problem:
+                raise FetchError(f"{source}: {problem}. It was not copied or recorded; fetch that file again (by "
+                                 f"hand, or drop --from-dir to download it)")
+            created += _missing_parents(target.parent)
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".part")
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
+            tmp = target.with_name(target.name + ".copying")
+            try:
+                shutil.copyfile(source, tmp)
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
             record_file(dest, item.path, f"copied from {source}")
         else:
             if not online:
@@ -202,7 +249,8 @@ def download_official(dest: Path, files: str = "inference", from_dir: Path | Non
                                  "or download the files by hand and use --from-dir")
             url = item.remote if item.remote and base_url == OFFICIAL_BASE_URL else \
                 f"{base_url.rstrip('/')}/{item.path}"
-            download_file(url, target, progress)
+            created += _missing_parents(target.parent)
+            download_file(url, target, progress, expected_sha256=item.sha256)   # complete: Content-Length
             record_file(dest, item.path, url)
         out.append(target)
     manifest = read_manifest(dest)
@@ -210,6 +258,74 @@ def download_official(dest: Path, files: str = "inference", from_dir: Path | Non
     manifest["repository"] = OFFICIAL_REPO
     write_manifest(dest, manifest)
     return out
+
+
+_UNITS = {"B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9}
+
+
+def _hint_bytes(hint: str) -> float:
+    number, unit = hint.split()
+    return float(number) * _UNITS[unit.upper()]
+
+
+def check_release_file(path: Path, item: ReleaseFile) -> str:
+    """What is wrong with a file offered as release file ``item`` ("" when nothing): its sha256 where the
+    release publishes one; its size against the release's (the published sizes are rounded, so a file of a
+    megabyte or more is refused below half or above twice that); its structure where that is cheap to check
+    (PyTorch .pt/.pth/.ckpt and .npz are zip archives whose directory sits at the end, a .npy header gives
+    the exact size, JSON parses, gzip starts with its magic)."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty (0 bytes)"
+    if item.sha256:
+        actual = sha256_file(path)
+        if actual != item.sha256:
+            return f"its sha256 {actual[:16]}... is not the release's {item.sha256[:16]}..."
+        return ""
+    expected = _hint_bytes(item.size_hint)
+    if expected >= 1e6 and not 0.5 * expected <= size <= 2.0 * expected:
+        return (f"it is {size / 1e6:.1f} MB but the release's {Path(item.path).name} is about {item.size_hint}"
+                + (": it looks cut short (an interrupted download?)" if size < expected else ""))
+    suffix = "".join(Path(item.path).suffixes[-2:]) if item.path.endswith(".tar.gz") else Path(item.path).suffix
+    if suffix in (".pt", ".pth", ".ckpt", ".npz") and not zipfile.is_zipfile(path):
+        return (f"it is not a complete {suffix} archive (a PyTorch checkpoint / npz is a zip file whose directory "
+                "is at its end): it looks cut short or damaged")
+    if suffix == ".npy":
+        return _npy_problem(path, size)
+    if suffix == ".json":
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            return f"it is not valid JSON ({exc}): cut short or damaged"
+    if suffix in (".tar.gz", ".gz"):
+        with open(path, "rb") as f:
+            if f.read(2) != b"\x1f\x8b":
+                return "it is not a gzip archive"
+    return ""
+
+
+def _npy_problem(path: Path, size: int) -> str:
+    import ast
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(10)
+            if head[:6] != b"\x93NUMPY":
+                return "it is not a .npy array"
+            length = int.from_bytes(head[8:10], "little") if head[6] == 1 else int.from_bytes(
+                head[8:10] + f.read(2), "little")
+            header = ast.literal_eval(f.read(length).decode("latin1"))
+            offset = f.tell()
+        count = 1
+        for n in header["shape"]:
+            count *= int(n)
+        itemsize = int(header["descr"][2:]) if header["descr"][1:2] in "fiuc" else 0
+    except (ValueError, SyntaxError, KeyError, TypeError, IndexError) as exc:
+        return f"its .npy header is damaged ({exc})"
+    if itemsize and offset + count * itemsize != size:
+        return f"it holds {size - offset} data bytes where its header promises {count * itemsize}: cut short or damaged"
+    return ""
 
 
 def _find_in(folder: Path, release_path: str) -> Path | None:
@@ -229,19 +345,63 @@ def _find_in(folder: Path, release_path: str) -> Path | None:
     return None
 
 
+def manifest_path(folder: Path, relative) -> Path:
+    """A file a manifest lists, resolved; FetchError unless it lies inside ``folder`` (a manifest entry
+    such as '../x' or an absolute path is never read or written)."""
+    base = Path(folder).resolve()
+    target = (base / str(relative)).resolve()
+    if not str(relative) or base not in target.parents:
+        raise FetchError(f"{Path(folder) / MANIFEST} lists '{relative}', which is outside {base}; refusing to read "
+                         "it. The manifest is damaged or was tampered with: get the weight set again")
+    return target
+
+
+def remedy(folder: Path) -> str:
+    """How this folder's files are got again: downloaded official files, a converted set, a set that ships
+    with the extension, or another set (trained or exported here)."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    try:                             # the family, even from a damaged config.json
+        found = re.search(r'"family"\s*:\s*"([^"]*)"', (folder / "config.json").read_text(errors="replace"))
+        family = found.group(1) if found else ""
+    except OSError:
+        family = ""
+    shipped = Path(__file__).resolve().parent / "core_models" / "assets"
+    if manifest.get("repository") == OFFICIAL_REPO:
+        return f"download it again: python weights_fetch.py download official --dest {folder}"
+    if family == "official":
+        return "convert it again: python weights_fetch.py convert official --src DOWNLOADS --dest " + str(folder)
+    if shipped in folder.resolve().parents:
+        return ("this weight set ships with the extension and is not downloadable: reinstall the Choreo extension "
+                "(in a checkout: git checkout -- the file)")
+    if family in ("compact", "frdm"):
+        return ("this set was trained by Choreo and is not downloadable: copy it again from where it was trained or "
+                "exported (the shipped compact and FRDM sets come back by reinstalling the extension)")
+    return "restore it from where the set came from (train or export it again)"
+
+
 def verify(folder: Path) -> list[str]:
     """Problems found (empty when every file of the manifest exists with its recorded sha256)."""
     folder = Path(folder)
     manifest = read_manifest(folder)
-    if not manifest.get("files"):
+    if not isinstance(manifest.get("files"), dict) or not manifest["files"]:
         return [f"{folder} has no {MANIFEST} (or it lists no files)"]
     problems = []
+    fix = None
     for relative, info in sorted(manifest["files"].items()):
-        path = folder / relative
-        if not path.is_file():
-            problems.append(f"missing: {relative}")
+        try:
+            path = manifest_path(folder, relative)
+        except FetchError as exc:
+            problems.append(f"outside the folder: {relative} ({exc})")
+            continue
+        if not isinstance(info, dict) or not isinstance(info.get("sha256"), str):
+            problems.append(f"no sha256 recorded: {relative} (the manifest is damaged)")
+        elif not path.is_file():
+            fix = fix or remedy(folder)
+            problems.append(f"missing: {relative} ({fix})")
         elif sha256_file(path) != info["sha256"]:
-            problems.append(f"sha256 mismatch: {relative} (file changed or corrupted; download it again)")
+            fix = fix or remedy(folder)
+            problems.append(f"sha256 mismatch: {relative} (file changed or corrupted; {fix})")
     return problems
 
 

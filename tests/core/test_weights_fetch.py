@@ -73,7 +73,7 @@ def test_download_records_sha256_and_verifies(tmp_path, server):
     assert wf.verify(tmp_path) == []
     (tmp_path / "AR/models/checkpoints/args.json").write_text("tampered")
     assert wf.verify(tmp_path) == ["sha256 mismatch: AR/models/checkpoints/args.json (file changed or corrupted; "
-                                   "download it again)"]
+                                   f"download it again: python weights_fetch.py download official --dest {tmp_path})"]
 
 
 def test_broken_connection_leaves_only_a_part_file_and_resumes(tmp_path, server):
