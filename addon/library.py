@@ -14,7 +14,7 @@ import bpy
 from bpy.props import StringProperty
 
 from .generate import _device_and_dtype, _scene_fps, music_span, weight_set_folder
-from .operators import _fail, _run, dancer_with_motion, rig_body_joints, rig_positions
+from .operators import _fail, _run, constraint_note, dancer_with_motion, rig_action, rig_body_joints, rig_positions
 from .preferences import library_folder, library_hint
 
 CLIP_PROP = "choreo_library_clip"          # on a preview dancer: the clip it plays
@@ -138,8 +138,7 @@ class CHOREO_OT_library_repair(bpy.types.Operator):
         if not folder or not os.path.isdir(folder):
             return _fail(self, context, library_hint(folder) or f"Library folder not found: {folder}")
         try:
-            library = Library.open_or_repair(folder)
-            done = library.repair()
+            library, done = Library.repair_at(folder)
         except (ValueError, OSError) as exc:
             return _fail(self, context, str(exc))
         refresh_clips(context.scene, library)
@@ -296,9 +295,11 @@ class CHOREO_OT_library_add_action(bpy.types.Operator):
         if obj is None or obj.type != "ARMATURE":
             return _fail(self, context, "Select the armature whose action to add: an SMPL-X dancer, or a rig "
                                         "imported with Import Mocap")
-        action = obj.animation_data.action if obj.animation_data is not None else None
-        if action is None:
-            return _fail(self, context, f"'{obj.name}' has no action to add to the library")
+        try:
+            action = rig_action(obj, "add to the library")
+        except ValueError as exc:
+            return _fail(self, context, str(exc))
+        note = constraint_note(obj)
         name = (self.clip_name or form.library_new_name or action.name).strip()
         subgenre = self.subgenre or ("" if form.library_new_subgenre in ("NONE", "") else form.library_new_subgenre)
         licence = (self.licence or form.library_new_licence).strip() or "unknown"
@@ -345,7 +346,8 @@ class CHOREO_OT_library_add_action(bpy.types.Operator):
                     target.choreo.library_index = listed.index(info.name)
                 target.choreo.last_report = (f"Added '{info.name}' ({info.genre}"
                                              f"{' / ' + info.subgenre if info.subgenre else ''}, "
-                                             f"{info.duration:.1f} s, licence {info.licence}) to the library")
+                                             f"{info.duration:.1f} s, licence {info.licence}) to the library"
+                                             + (f"; {note}" if note else ""))
 
         return _run(self, context, "Add to library", work, apply)
 

@@ -178,6 +178,50 @@ def _import_with_blender(path: str, ext: str):
     return result, new_objects, new_actions
 
 
+def check_bvh(path: str) -> str:
+    """The core's own BVH reader on ``path`` first: "" when it reads, else its message (naming the line),
+    so a damaged file never reaches Blender's importer and its traceback."""
+    from ..core_models.io.bvh import BvhError, read_bvh
+
+    try:
+        read_bvh(path)
+    except BvhError as exc:
+        return str(exc)
+    return ""
+
+
+def rig_action(obj, purpose: str):
+    """The action ``obj`` plays (ValueError saying why there is none: naming the NLA strip when the action
+    sits only in a strip, which Choreo does not read)."""
+    ad = obj.animation_data
+    if ad is not None and ad.action is not None:
+        return ad.action
+    strips = [(track, strip) for track in (ad.nla_tracks if ad is not None else ()) for strip in track.strips
+              if strip.action is not None]
+    if strips:
+        track, strip = strips[0]
+        more = f" (and {len(strips) - 1} more strip(s))" if len(strips) > 1 else ""
+        raise ValueError(f"'{obj.name}' has no active action to {purpose}: the action is in NLA strip '{strip.name}' "
+                         f"(track '{track.name}', action '{strip.action.name}'){more}. Choreo reads the active action: "
+                         "select the strip in the NLA editor and press Tab to edit it, or assign the action in the "
+                         "Action editor, then try again")
+    raise ValueError(f"'{obj.name}' has no action to {purpose}: import mocap onto it or select an animated rig")
+
+
+def constraint_note(obj) -> str:
+    """A note when the rig's motion is shaped by constraints ("" without any): Choreo reads the evaluated pose,
+    so the result follows the constraints, not the keyframes alone."""
+    found = [f"{c.type.replace('_', ' ').lower()} on {bone.name}" for bone in obj.pose.bones
+             for c in bone.constraints if not c.mute and c.influence > 0]
+    found += [f"{c.type.replace('_', ' ').lower()} on the object" for c in obj.constraints
+              if not c.mute and c.influence > 0]
+    if not found:
+        return ""
+    listed = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+    return (f"note: '{obj.name}' has {len(found)} active constraint(s) ({listed}); its motion was read with them "
+            "applied, not from the keyframes alone (mute them first to use the raw mocap)")
+
+
 def _remove(objects, actions):
     for obj in objects:
         data = obj.data
@@ -290,6 +334,9 @@ class CHOREO_OT_import_mocap(bpy.types.Operator, ImportHelper):
         if ext not in _IMPORTERS:
             return _fail(self, context, f"'{Path(path).name}': only .bvh and .fbx are supported here; load "
                                         "SMPL-X .npz/.pkl with 'Load Motion File'")
+        problem = check_bvh(path) if ext == ".bvh" else ""
+        if problem:
+            return _fail(self, context, f"{problem}. Nothing was imported: fix or re-export the file")
         try:
             result, objects, actions = _import_with_blender(path, ext)
         except RuntimeError as exc:
@@ -351,13 +398,12 @@ class CHOREO_OT_convert_to_dancer(bpy.types.Operator):
 
         obj = context.active_object
         scene = context.scene
-        ad = obj.animation_data
-        if ad is None or ad.action is None:
-            return _fail(self, context, f"'{obj.name}' has no animation to convert")
         try:
+            rig_action(obj, "convert")
             rig = rig_positions(obj, scene)
         except ValueError as exc:
             return _fail(self, context, str(exc))
+        note = constraint_note(obj)
         fps = scene_fps(scene)
         start = scene.choreo.start_frame
 
@@ -370,7 +416,8 @@ class CHOREO_OT_convert_to_dancer(bpy.types.Operator):
         def apply(motion):
             dancer, _ = dancer_with_motion(bpy.context, motion, scene, start, name=f"{obj.name}_SMPLX",
                                            action_name=f"{obj.name}_SMPLX")
-            scene.choreo.last_report = f"Converted {obj.name} to {dancer.name} ({motion.num_frames} frames)"
+            scene.choreo.last_report = (f"Converted {obj.name} to {dancer.name} ({motion.num_frames} frames)"
+                                        + (f"; {note}" if note else ""))
 
         return _run(self, context, "Convert to dancer", work, apply)
 

@@ -1310,6 +1310,48 @@ def test_fix_feet_bad_input_reports_and_keeps_the_original(scene, tmp_path):
     assert "touch the floor in only" in scene.choreo.last_report
 
 
+def test_import_mocap_checks_a_damaged_bvh_with_the_core_reader_first(scene, tmp_path):
+    """A truncated BVH is named with its line by the core's reader; Blender's importer never sees it."""
+    bvh = _write_synthetic_bvh(tmp_path / "whole.bvh", frames=40, names=CMU_NAMES)
+    text = bvh.read_text()
+    cut = text.rfind("e", 0, int(len(text) * 0.7))                  # mid-number, as in '-6.48686e'
+    cut = cut if cut > 0 else int(len(text) * 0.7)
+    (tmp_path / "cut.bvh").write_text(text[:cut])
+    before = (set(bpy.data.objects), set(bpy.data.actions), set(bpy.data.armatures))
+    with pytest.raises(RuntimeError, match=r"BVH '.*cut\.bvh', line \d+: .*Nothing was imported"):
+        bpy.ops.choreo.import_mocap(filepath=str(tmp_path / "cut.bvh"))
+    assert "ValueError" not in scene.choreo.last_report and "line" in scene.choreo.last_report
+    assert (set(bpy.data.objects), set(bpy.data.actions), set(bpy.data.armatures)) == before
+    assert bpy.ops.choreo.import_mocap(filepath=str(bvh)) == {"FINISHED"}          # the whole file still imports
+
+
+def test_an_nla_only_action_is_named_and_a_constrained_rig_gets_a_note(scene, tmp_path):
+    bvh = _write_synthetic_bvh(tmp_path / "nla.bvh", frames=60, names=CMU_NAMES)
+    assert bpy.ops.choreo.import_mocap(filepath=str(bvh)) == {"FINISHED"}
+    rig = bpy.context.active_object
+    ad = rig.animation_data
+    action = ad.action
+    strip = ad.nla_tracks.new().strips.new("Dance strip", int(action.frame_range[0]), action)
+    ad.action = None
+    before = set(bpy.data.objects)
+    for op in (bpy.ops.choreo.convert_to_dancer, bpy.ops.choreo.library_add_action):
+        with pytest.raises(RuntimeError, match=rf"'{rig.name}' has no active action to .*: the action is in NLA strip "
+                                               rf"'{strip.name}' \(track '.*', action '{action.name}'\)"):
+            op()
+        assert "NLA strip 'Dance strip'" in scene.choreo.last_report
+    assert set(bpy.data.objects) == before
+    ad.nla_tracks.remove(ad.nla_tracks[0])
+    ad.action = action
+    limit = rig.pose.bones["lShin"].constraints.new("LIMIT_ROTATION")
+    limit.use_limit_x = True
+    assert bpy.ops.choreo.convert_to_dancer() == {"FINISHED"}
+    assert (f"note: '{rig.name}' has 1 active constraint(s) (limit rotation on lShin); its motion was read with "
+            "them applied") in scene.choreo.last_report
+    limit.mute = True                                            # muted: no note
+    _activate(rig.name)
+    assert bpy.ops.choreo.convert_to_dancer() == {"FINISHED"} and "constraint" not in scene.choreo.last_report
+
+
 def test_disable_and_remove_leaves_nothing_behind(ext):
     repos = bpy.context.preferences.extensions.repos
     index = next(i for i, r in enumerate(repos) if r.module == "user_default")
