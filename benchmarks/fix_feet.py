@@ -8,16 +8,15 @@ torch threads), and on CUDA when available; FRDM is also given as a ratio to ``i
 same run, with the machine's load average. Without a weight set FRDM is timed with random weights of the
 default size (speed only).
 
-Quality: held-out clips of both corpora (``core_models/train/splits/frdm_split.json``; never trained on)
-get synthetic skating (``core_models.skating``, a seed per clip), then ``ik_lock`` and FRDM repair them.
-Columns: FSR, jitter, floor-penetration rate, upper-body change (largest, m, relative to the root, rounded to
-1e-9 m) and mean joint error against the clean original (m, world positions, all 22 joints), for the clean
-clips (the reference), the skated input, ik_lock, FRDM (default sampler) and FRDM sampled by the paper's
-Algorithm 2 to the letter (t_th = T/2, re-noising with the initial noise, root velocities left to the model in
-the foot-contact steps). Heights are measured above the clean clip's floor for
-every row (the metrics' frame-0 toe rule applied to the clean clip; applied to each row it would move the
-ground with the fix). JSON on stdout and in
-``benchmarks/results/fix_feet.json``.
+Quality ("does no harm"): held-out clips of Bandai and CMU salsa (``core_models/train/splits/frdm_split.json``;
+never trained on) and of CMU dance (FRDM never saw that corpus). Per corpus and method, the clean input row:
+the hips path moved (largest 3-D distance of the hips before/after over all frames), the travel kept (hips
+path length after / before, smoothed over 3 frames), FSR before -> after and the clips where it rose, and a
+second pass on the result (path change). Skated copies (``core_models.skating``, a seed per clip): "slide"
+(planted feet slide, jitter, float/penetration) and "drift" (the same with the whole body drifting at the
+default speed, also while no foot is planted): FSR in -> out and the hips path error against the clean
+original before and after the fix. Heights are measured above the clean clip's floor for every row. JSON on
+stdout and in ``benchmarks/results/fix_feet.json``.
 """
 from __future__ import annotations
 
@@ -38,7 +37,6 @@ sys.path.insert(0, str(REPO))
 from core_models import frdm  # noqa: E402
 from core_models.skating import SkatingParams, add_skating  # noqa: E402
 
-ROWS = ("clean", "skated", "ik_lock", "frdm", "frdm_paper")
 
 
 def _speed_clip(frames: int = 1024) -> np.ndarray:
@@ -114,68 +112,121 @@ def _floor(clean: np.ndarray) -> float:
     return float(clean[0, 0, 1] - normalize_ground(clean)[0, 0, 1])
 
 
-def _row_metrics(joints: np.ndarray, clean: np.ndarray, floor: float) -> dict:
-    m = frdm.clip_metrics(joints, floor)
-    return {"fsr": m["fsr"]["mean"], "jitter": m["jitter"], "penetration": m["penetration"]["rate"],
-            # below 1e-9 m is floating-point rounding of adding the new root position (the rig's channels are
-            # bit-identical, see core_models.io.rig_fix)
-            "upper_body_change_m": round(frdm.upper_body_change(clean, joints), 9),
-            "joint_error_m": float(np.linalg.norm(joints - clean, axis=-1).mean())}
+def _travel(joints: np.ndarray) -> float:
+    """Horizontal path length (m) of the hips, smoothed over 3 frames (the travel, not the sway)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    hips = gaussian_filter1d(joints[:, 0, [0, 2]], 3.0, axis=0, mode="nearest")
+    return float(np.linalg.norm(np.diff(hips, axis=0), axis=-1).sum())
+
+
+def path_change(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest distance (m) between the hips of two versions of a clip, over all frames (3-D)."""
+    return float(np.linalg.norm(a[:, 0] - b[:, 0], axis=-1).max())
+
+
+def _fsr(joints: np.ndarray, floor: float) -> float:
+    return float(frdm.clip_metrics(joints, floor)["fsr"]["mean"])
+
+
+def _clips(corpus: str, names: list[str], max_clips: int):
+    """(name, clean joints) of held-out clips: the FRDM split's for bandai/cmu, every clip of cmu_dance (FRDM
+    never saw it), evenly thinned to ``max_clips``."""
+    from core_models.data import mocap_dir
+    from core_models.io import load_body_clip
+
+    folder = mocap_dir(corpus)
+    if folder is None:
+        return None
+    paths = {p.name: p for p in folder.rglob("*.bvh")}
+    names = names or sorted(paths)
+    chosen = names[::max(1, len(names) // max_clips)][:max_clips]
+    return [(n, load_body_clip(paths[Path(n).name]).joints) for n in chosen]
 
 
 def quality(weights, steps: int, max_clips: int, params: SkatingParams, sampler: dict | None = None) -> dict:
-    from core_models.data import mocap_dir
-    from core_models.io import load_body_clip
+    """Per corpus and method: on the clean clips the hips path moved, the travel kept and FSR before -> after,
+    and a second pass on the result; on skated copies (planted-foot slide, jitter and float: ``slide``; the same
+    with the whole body drifting too: ``drift``) FSR and the hips path error against the clean original."""
     from core_models.train.frdm import load_split
 
     split = load_split()
     w = frdm.load_weight_set(weights, "cpu") if weights is not None else None
+    methods = {"ik_lock": {"method": "ik_lock"}}
+    if w is not None:
+        methods["frdm"] = {"method": "frdm", "weights": w,
+                           "sampler": frdm.SamplerConfig(**{"steps": steps, **(sampler or {})})}
+    skatings = {"slide": SkatingParams(**{**params.to_dict(), "root_drift_speed": 0.0}), "drift": params}
     table, per_clip = {}, []
-    for corpus, names in split["held_out"].items():
-        folder = mocap_dir(corpus)
-        if folder is None:
+    corpora = {**split["held_out"], "cmu_dance": []}
+    for corpus, names in corpora.items():
+        clips = _clips(corpus, names, max_clips)
+        if clips is None:
             table[corpus] = {"skipped": f"no {corpus} mocap"}
             continue
-        paths = {p.name: p for p in folder.rglob("*.bvh")}
-        chosen = [n for n in names][:max_clips] if corpus == "cmu" else names[::max(1, len(names) // max_clips)][:max_clips]
-        rows = {r: [] for r in ROWS}
-        frames = 0
-        for name in chosen:
-            clean = load_body_clip(paths[Path(name).name]).joints
-            seed = int(hashlib.sha1(name.encode()).hexdigest(), 16) % (2 ** 31)
-            skated, _ = add_skating(clean, SkatingParams(**{**params.to_dict(), "seed": seed}))
+        rows: dict = {}
+        for name, clean in clips:
             floor = _floor(clean)
-            res = {"clean": clean, "skated": skated,
-                   "ik_lock": frdm.fix_feet(skated, method="ik_lock").joints}
-            if w is not None:
-                res["frdm"] = frdm.fix_feet(skated, method="frdm", weights=w, sampler=frdm.SamplerConfig(
-                    **{"steps": steps, **(sampler or {})})).joints
-                # the paper's Algorithm 2 to the letter: root guided only in the geometric steps, re-noising
-                # with the initial noise, t_th = T / 2
-                res["frdm_paper"] = frdm.fix_feet(skated, method="frdm", weights=w, sampler=frdm.SamplerConfig(
-                    steps=steps, root_always=False, renoise="initial", t_th=0.5)).joints
-            clip_rows = {r: _row_metrics(j, clean, floor) for r, j in res.items()}
-            for r, m in clip_rows.items():
-                rows[r].append(m)
-            per_clip.append({"clip": name, "frames": int(len(clean)), **{r: m for r, m in clip_rows.items()}})
-            frames += len(clean)
-        table[corpus] = {"clips": len(chosen), "frames": frames,
-                         **{r: {k: float(np.mean([m[k] for m in ms])) if k != "upper_body_change_m"
-                                else float(np.max([m[k] for m in ms]))
-                                for k in ms[0]} for r, ms in rows.items() if ms}}
-    return {"table": table, "per_clip": per_clip, "skating": params.to_dict(), "frdm_steps": steps,
-            "sampler": asdict(frdm.SamplerConfig(**{"steps": steps, **(sampler or {})}))}
+            seed = int(hashlib.sha1(name.encode()).hexdigest(), 16) % (2 ** 31)
+            skated = {k: add_skating(clean, SkatingParams(**{**p.to_dict(), "seed": seed}))[0]
+                      for k, p in skatings.items()}
+            clip = {"clip": name, "frames": int(len(clean)), "fsr_clean": _fsr(clean, floor)}
+            for m, kw in methods.items():
+                fixed = frdm.fix_feet(clean, orientation="ignore", **kw)
+                again = frdm.fix_feet(fixed.joints, orientation="ignore", **kw)
+                r = {"path_moved_m": path_change(fixed.joints, clean),
+                     "travel_kept": _travel(fixed.joints) / max(_travel(clean), 1e-9),
+                     "fsr_before": _fsr(clean, floor), "fsr_after": _fsr(fixed.joints, floor),
+                     "unchanged": bool(fixed.report.get("unchanged", False)),
+                     "second_pass_path_m": path_change(again.joints, fixed.joints),
+                     "second_pass_unchanged": bool(again.report.get("unchanged", False))}
+                for k, sk in skated.items():
+                    out = frdm.fix_feet(sk, orientation="ignore", **kw).joints
+                    r[f"{k}_fsr_before"], r[f"{k}_fsr_after"] = _fsr(sk, floor), _fsr(out, floor)
+                    r[f"{k}_path_error_before_m"] = path_change(sk, clean)
+                    r[f"{k}_path_error_after_m"] = path_change(out, clean)
+                clip[m] = r
+                rows.setdefault(m, []).append(r)
+            per_clip.append({"corpus": corpus, **clip})
+        summary = {"clips": len(clips), "frames": int(sum(len(c) for _, c in clips))}
+        for m, rs in rows.items():
+            agg = {}
+            for k in rs[0]:
+                vals = np.array([r[k] for r in rs], np.float64)
+                if k.endswith("_m"):
+                    agg[k + "_max"] = float(vals.max())
+                    agg[k + "_mean"] = float(vals.mean())
+                elif k == "travel_kept":
+                    agg["travel_kept_min"], agg["travel_kept_max"] = float(vals.min()), float(vals.max())
+                elif k in ("unchanged", "second_pass_unchanged"):
+                    agg[k + "_clips"] = int(vals.sum())
+                else:
+                    agg[k] = float(vals.mean())
+            agg["fsr_raised_clips"] = int(sum(r["fsr_after"] > r["fsr_before"] + 1e-9 for r in rs))
+            summary[m] = agg
+        table[corpus] = summary
+    return {"table": table, "per_clip": per_clip, "skating": {k: p.to_dict() for k, p in skatings.items()},
+            "frdm_steps": steps, "sampler": asdict(frdm.SamplerConfig(**{"steps": steps, **(sampler or {})}))}
 
 
 def markdown(table: dict) -> str:
-    lines = ["| corpus | row | FSR % | jitter | penetration % | upper-body change (m, max) | joint error vs clean (m) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| corpus | method | clean: hips path moved (max / mean) | travel kept (min..max) | FSR before -> after "
+             "| 2nd pass path (max) | skated slide: FSR in -> out, path err in -> out (max) | skated + drift: FSR "
+             "in -> out, path err in -> out (max) |", "|---|---|---|---|---|---|---|---|"]
     for corpus, t in table.items():
-        for r in ROWS:
-            if r in t:
-                m = t[r]
-                lines.append(f"| {corpus} ({t['clips']} clips) | {r} | {100 * m['fsr']:.2f} | {m['jitter']:.2f} | "
-                             f"{100 * m['penetration']:.2f} | {m['upper_body_change_m']:.2g} | {m['joint_error_m']:.4f} |")
+        for m in ("ik_lock", "frdm"):
+            if m not in t:
+                continue
+            r = t[m]
+            lines.append(
+                f"| {corpus} ({t['clips']} clips) | {m} | {100 * r['path_moved_m_max']:.1f} / "
+                f"{100 * r['path_moved_m_mean']:.1f} cm | {100 * r['travel_kept_min']:.1f}..{100 * r['travel_kept_max']:.1f} % "
+                f"| {100 * r['fsr_before']:.2f} -> {100 * r['fsr_after']:.2f} % (raised on {r['fsr_raised_clips']}) "
+                f"| {100 * r['second_pass_path_m_max']:.2f} cm "
+                f"| {100 * r['slide_fsr_before']:.1f} -> {100 * r['slide_fsr_after']:.1f} %, "
+                f"{100 * r['slide_path_error_before_m_max']:.1f} -> {100 * r['slide_path_error_after_m_max']:.1f} cm "
+                f"| {100 * r['drift_fsr_before']:.1f} -> {100 * r['drift_fsr_after']:.1f} %, "
+                f"{100 * r['drift_path_error_before_m_max']:.1f} -> {100 * r['drift_path_error_after_m_max']:.1f} cm |")
     return "\n".join(lines)
 
 

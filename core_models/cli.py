@@ -230,7 +230,8 @@ def _cmd_generate(args) -> int:
         result = generate(args.music, args.genre, weights=args.weights, start_s=args.start, end_s=args.end,
                           seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                           references=references, library=library, window_mode=args.window_mode,
-                          device=args.device, dtype=args.precision, backend=args.backend, progress=progress)
+                          device=args.device, dtype=args.precision, backend=args.backend, progress=progress,
+                          allow_untrained_genre=args.allow_untrained_genre)
         save_generation(result, out)
     except (ValueError, FileNotFoundError, RuntimeError, Cancelled) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -238,7 +239,7 @@ def _cmd_generate(args) -> int:
     report = {"out": str(out), "frames": result.num_frames, "fps": result.fps, "genre": result.genre,
               "seed": result.seed, "music_span_s": [result.start_s, result.end_s], "device": result.device,
               "dtype": result.dtype, "weight_set": result.weight_set, "window_mode": result.window_mode,
-              "fk_error_m": result.fk_error_m, "timings": {k: round(v, 4) for k, v in result.timings.items()},
+              "fk_error_m": result.fk_error_m, "stage": result.stage, "timings": {k: round(v, 4) for k, v in result.timings.items()},
               "references": result.references, "notes": result.notes}
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2))
@@ -359,10 +360,19 @@ def _cmd_fix_feet(args) -> int:
     try:
         overrides = json.loads(Path(args.contacts).read_text()) if args.contacts else None
         mapping = json.loads(Path(args.mapping).read_text()) if args.mapping else None
-        clip = load_body_clip(src, overrides=mapping, unit=args.unit)
+        clip = load_body_clip(src, overrides=mapping, unit=args.unit, up_axis=args.up.upper())
+        weights = args.weights
+        if args.method == "frdm" and not weights:
+            shipped = Path(__file__).resolve().parent / "assets" / "frdm"
+            if not (shipped / "config.json").is_file():
+                print(f"error: no FRDM weights: the shipped set {shipped} is missing; give --weights or use "
+                      "--method ik_lock", file=sys.stderr)
+                return 2
+            weights = str(shipped)
         result = fix_feet(clip, method=args.method, mode=args.mode, overrides=overrides, strength=args.strength,
-                          weights=args.weights, device=args.device, steps=args.steps or DEFAULT_STEPS,
-                          seed=args.seed, backend=args.backend)
+                          weights=weights, device=args.device, steps=args.steps or DEFAULT_STEPS,
+                          seed=args.seed, backend=args.backend,
+                          orientation="ignore" if args.no_orientation_check else "check")
         report = dict(result.report, input=str(src), output=str(out), rig_profile=clip.mapping.profile)
         rig_notes: list[str] = []
         if src.suffix.lower() == ".bvh":
@@ -390,9 +400,14 @@ def _cmd_fix_feet(args) -> int:
     fsr = f"FSR {100 * b['mean']:.1f} % -> {100 * a['mean']:.1f} %" if b else "FSR n/a"
     jit = (f", jitter {report['jitter_before']:.1f} -> {report['jitter_after']:.1f}"
            if report["jitter_before"] is not None else "")
-    print(f"{out}: {report['frames']} frames fixed with {report['method']} ({report['mode']}); {fsr}{jit}; largest "
-          f"root move {100 * report['max_root_displacement_m']:.1f} cm, foot move "
-          f"{100 * report['max_foot_displacement_m']:.1f} cm; upper body changed by {report['upper_body_change_m']:g} m")
+    weights_note = f" (weights {report['weights']})" if report.get("weights") else ""
+    if report.get("unchanged"):
+        print(f"{out}: {report['frames']} frames, method {report['method']}{weights_note}: nothing to fix, the motion "
+              f"is written unchanged; {fsr}")
+    else:
+        print(f"{out}: {report['frames']} frames fixed with {report['method']}{weights_note} ({report['mode']}); {fsr}{jit}; "
+              f"largest root move {100 * report['max_root_displacement_m']:.1f} cm, foot move "
+              f"{100 * report['max_foot_displacement_m']:.1f} cm; upper body changed by {report['upper_body_change_m']:g} m")
     for note in report["notes"]:
         print(f"  note: {note}")
     return 0
@@ -434,6 +449,8 @@ def main(argv=None) -> int:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--window-mode", choices=["full", "official"], default="full")
     p.add_argument("--no-references", action="store_true", help="generate without reference dances")
+    p.add_argument("--allow-untrained-genre", action="store_true",
+                   help="generate a genre the weight set was not trained on (the report notes it)")
     p.add_argument("--library", help="reference library folder (references are retrieved from it)")
     p.add_argument("--pin", action="append", default=[], help="library clip to use as reference (repeatable)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -469,7 +486,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="output .bvh (the input's rig when it is a BVH)")
     p.add_argument("--report", help="write the JSON report here")
     p.add_argument("--method", choices=["frdm", "ik_lock"], default="frdm")
-    p.add_argument("--weights", help="FRDM weight-set folder (without it the IK lock is used, with a note)")
+    p.add_argument("--weights", help="FRDM weight-set folder (default: the shipped set core_models/assets/frdm)")
     p.add_argument("--mode", choices=["auto", "grounding"], default="auto",
                    help="auto: plant the feet; grounding: keep them on the floor but allow spins and slides")
     p.add_argument("--strength", type=float, default=1.0, help="0 (unchanged) .. 1 (full repair)")
@@ -482,13 +499,16 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--unit", default="auto", help="source unit: auto, m, cm, mm, in or a scale factor")
     p.add_argument("--mapping", help="JSON file of canonical->source bone names")
+    p.add_argument("--up", choices=["y", "z"], default="y", help="the source's up axis (z: a Z-up file)")
+    p.add_argument("--no-orientation-check", action="store_true",
+                   help="fix even a clip that looks upside down or lying (floor work)")
     p.set_defaults(func=_cmd_fix_feet)
     p = sub.add_parser("eval", help="BAS, FSR, jitter, Div and FID of a weight set on real music vs held-out mocap")
     p.add_argument("--weights", required=True, help="weight-set folder")
     p.add_argument("--music", nargs="*", help="music files (default: ../shared/data/music)")
     p.add_argument("--seconds", type=float, default=30.0, help="seconds of each track")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--genre", default="Latin")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--genre", nargs="*", help="genres to evaluate (default: those the weight set was trained on)")
     p.add_argument("--out", help="write the table as JSON here")
     p.set_defaults(func=_cmd_eval)
     p = sub.add_parser("export-onnx", help="export a compact or FRDM weight set to ONNX (into the set, with sha256)")

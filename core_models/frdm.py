@@ -24,8 +24,11 @@ Choices the paper leaves open, documented:
   clip (:func:`estimate_floor`); a rig whose feet joints sit higher than the paper's thresholds gets
   thresholds of its own low level + 3 cm. Each contact has a "planted" weight that fades at touch-down and
   lift-off, so a heel or toe lifting off is released rather than dragged.
-* In "auto" mode the input's drift (planted feet moving together) is taken out of the root first
-  (:func:`remove_root_drift`), so the geometric guidance pulls towards a root path the feet can stand on.
+* Only sliding planted feet are repaired (:func:`measure_slides`): a foot's slide is the velocity of its
+  least-moving point (rolling and spinning are not slides). In "auto" mode the root is shifted by the
+  integrated slide of the planted feet only, so the travel between plants stays the performer's; the model's
+  leg repair is faded in around sliding contacts only, and the root is never the model's. A clip whose feet
+  do not slide comes back unchanged ("already clean").
 * Sampler defaults (:class:`SamplerConfig`), chosen on held-out clips with our small CPU-trained model
   (``benchmarks/fix_feet.py`` also scores Algorithm 2 to the letter): 10 evenly spaced steps, t_th = 0.2 T
   (geometric guidance for the first 8), re-noising with the noise the model saw ("ddim"; the paper re-uses
@@ -248,14 +251,17 @@ CONTACT_JOINTS = (LEFT_FOOT_JOINTS[0], LEFT_FOOT_JOINTS[1], RIGHT_FOOT_JOINTS[0]
 
 
 def detect_contacts(joints: np.ndarray, fps: float = FPS, overrides: Iterable = (), has_toes: bool = True,
-                    toe_height: float = H_TOE, ankle_height: float = H_ANKLE, v_th: float = V_TH) -> ContactInfo:
+                    toe_height: float = H_TOE, ankle_height: float = H_ANKLE, v_th: float = V_TH,
+                    foot_contacts: np.ndarray | None = None) -> ContactInfo:
     """Contacts from height and velocity, per joint (ankle, toe) and per foot, cleaned, overrides applied.
 
     A joint is in contact when it is below its height threshold above the floor (toe ``toe_height``, ankle
     ``ankle_height``, each raised to the joint's own low level + 3 cm for rigs whose joints sit higher) and
     moves less than sqrt(v_th) m per frame at 30 fps. A foot is in contact when either joint is (the heel
     strikes first, the toe leaves last). ``has_toes=False`` (a rig whose toes were synthesised) judges by
-    the ankle alone. Overrides set both joints of a foot.
+    the ankle alone. Overrides set both joints of a foot. ``foot_contacts`` (T, 2) bool, when given, decides
+    which frames each foot is in contact (edited contacts): inside them the detected ankle/toe split is kept
+    (both joints where neither was detected), outside them nothing is in contact; overrides still apply.
     """
     joints = np.asarray(joints, np.float64)
     t_len = joints.shape[0]
@@ -275,6 +281,12 @@ def detect_contacts(joints: np.ndarray, fps: float = FPS, overrides: Iterable = 
         limit = max(toe_height if k % 2 else ankle_height, base[k] + HEIGHT_MARGIN)
         raw = (heights[:, k] <= limit) & (disp[:, j] < speed_limit)
         jc[:, k] = clean_contacts(raw) if t_len >= MIN_CONTACT_FRAMES else raw
+    if foot_contacts is not None:
+        given = np.asarray(foot_contacts, bool)
+        for f in range(2):
+            cols = slice(2 * f, 2 * f + 2)
+            jc[:, cols] &= given[:, f, None]
+            jc[given[:, f] & ~jc[:, cols].any(-1), cols] = True
     if not has_toes:
         jc[:, 1], jc[:, 3] = jc[:, 0], jc[:, 2]
         notes.append("the rig has no toe bones: contacts are judged by the ankles alone and the foot direction "
@@ -311,6 +323,103 @@ def plant_weight(heights: np.ndarray) -> np.ndarray:
     if core.size:
         w[core[0]:core[-1] + 1] = 1.0
     return w
+
+
+# --- slides of planted feet (what the fix removes, and all it removes) -----------------------------------
+# A planted foot may roll (heel to toe) and spin about any point between heel and toes; it slides only when
+# no point of it stays put. The slide of a foot on a frame is therefore the horizontal velocity of its
+# least-moving point on the heel..toe line (:func:`pivot_velocity`), measured on lightly smoothed positions
+# (marker noise is not a slide). Numbers chosen on the shared clean mocap (Bandai, CMU salsa, CMU dance):
+SLIDE_SMOOTH = 2.0          # frames: Gaussian smoothing of the foot positions before velocities are taken
+SLIDE_MAX_SPEED = 0.008     # m/frame at 30 fps (0.24 m/s): a low foot moving faster steps or glides on purpose
+SLIDE_MIN_SPEED = 0.0025    # m/frame (7.5 cm/s): a slower local slide is the performer's weight shift or noise
+DRIFT_MAX_SPEED = 0.024    # m/frame: both feet sliding alike up to this speed is the whole body drifting
+SLIDE_WINDOW = 25           # frames each side: the slide of a frame is the median over its neighbourhood
+REACH_SHIFT = 0.015         # m: the most the root moves to bring a pinned foot within the leg's reach
+SETTLE_PASSES = 2           # IK-lock passes on a result that still slides (so a second fix is the identity)
+SLIDE_TOLERANCE = 0.02      # m: a contact whose still point wanders less than this does not slide
+
+
+@dataclass
+class SlideInfo:
+    """Slides of the planted feet of one clip (see :func:`measure_slides`).
+
+    velocity: (T-1, 2, 2) horizontal (x, z) velocity of each foot's still point [left, right], m/frame;
+    planted: (T-1, 2) frames where that foot is planted (in contact, still point slower than the step speed);
+    drift: (T-1, 2) the common slide of the planted feet (windowed median, zero below the noise speed and
+    where no foot is planted); root_shift: (T, 3) the root move that cancels it (x, z; y stays 0);
+    sliding: (T, 2) bool, the contact intervals whose still point wanders more than SLIDE_TOLERANCE;
+    intervals: per foot, [start, end, wander in m] of each contact interval."""
+    velocity: np.ndarray
+    planted: np.ndarray
+    drift: np.ndarray
+    root_shift: np.ndarray
+    sliding: np.ndarray
+    intervals: dict
+
+    @property
+    def slides(self) -> bool:
+        return bool(self.sliding.any())
+
+
+def pivot_velocity(ankle_v: np.ndarray, toe_v: np.ndarray, heel: float = -0.3, tip: float = 1.3) -> np.ndarray:
+    """(..., 2) horizontal velocity of the least-moving point p(s) = ankle + s (toe - ankle), s in
+    [heel, tip] (a little behind the ankle to a little past the toe joint), from the ankle's and toe's
+    velocities (..., 2): a rigid foot rolling or spinning about a point of it has a still point there."""
+    d = toe_v - ankle_v
+    s = np.clip(-(ankle_v * d).sum(-1) / np.maximum((d * d).sum(-1), 1e-12), heel, tip)
+    return ankle_v + s[..., None] * d
+
+
+def measure_slides(joints: np.ndarray, info: ContactInfo, fps: float = FPS, has_toes: bool = True) -> SlideInfo:
+    """How the planted feet of ``joints`` (T, 22, 3) slide, with the contacts of ``info``.
+
+    The drift (the planted feet sliding the same way over a stretch) is the median slide of the planted
+    frames within SLIDE_WINDOW frames, kept only where it is faster than SLIDE_MIN_SPEED and only on frames
+    where a foot is planted; its integral, negated, is the root shift. A foot is planted when it is in contact
+    and its still point is slower than a step (SLIDE_MAX_SPEED), or when both feet are in contact and slide
+    alike up to DRIFT_MAX_SPEED (the whole body drifting). So the root moves only by
+    the integrated slide of the planted feet, and between plants (airborne frames, steps) it keeps the
+    performer's path exactly. A contact interval slides when its still point, integrated over the planted
+    frames, wanders more than SLIDE_TOLERANCE from where it was planted."""
+    joints = np.asarray(joints, np.float64)
+    t_len = joints.shape[0]
+    scale = FPS / fps
+    if t_len < 2:
+        return SlideInfo(np.zeros((0, 2, 2)), np.zeros((0, 2), bool), np.zeros((0, 2)), np.zeros((t_len, 3)),
+                         np.zeros((t_len, 2), bool), {"left": [], "right": []})
+    pos = gaussian_filter1d(joints[:, [j for pair in FOOT_JOINTS for j in pair]][..., [0, 2]], SLIDE_SMOOTH,
+                            axis=0, mode="nearest")
+    vel = np.diff(pos, axis=0) * scale                                      # (T-1, 4, 2), m/frame at 30 fps
+    velocity = np.zeros((t_len - 1, 2, 2))
+    planted = np.zeros((t_len - 1, 2), bool)
+    for f in range(2):
+        velocity[:, f] = pivot_velocity(vel[:, 2 * f], vel[:, 2 * f + 1]) if has_toes else vel[:, 2 * f]
+        contact = info.joint_contacts[:-1, 2 * f:2 * f + 2].any(-1) & info.joint_contacts[1:, 2 * f:2 * f + 2].any(-1)
+        planted[:, f] = contact & (np.linalg.norm(velocity[:, f], axis=-1) < SLIDE_MAX_SPEED)
+    # both feet in contact and sliding alike faster than a step: the whole body drifts (a step moves one foot)
+    contact = info.joint_contacts[:-1].reshape(-1, 2, 2).any(-1) & info.joint_contacts[1:].reshape(-1, 2, 2).any(-1)
+    speed = np.linalg.norm(velocity.mean(1), axis=-1)
+    alike = np.linalg.norm(velocity[:, 0] - velocity[:, 1], axis=-1) <= 0.25 * speed
+    planted |= (contact.all(-1) & alike & (speed < DRIFT_MAX_SPEED))[:, None]
+    drift = np.zeros((t_len - 1, 2))
+    for i in np.nonzero(planted.any(-1))[0]:
+        a, b = max(0, i - SLIDE_WINDOW), min(t_len - 1, i + SLIDE_WINDOW + 1)
+        m = np.median(velocity[a:b][planted[a:b]], axis=0)
+        if np.linalg.norm(m) > SLIDE_MIN_SPEED:
+            drift[i] = m
+    root_shift = np.zeros((t_len, 3))
+    root_shift[1:, [0, 2]] = -np.cumsum(drift / scale, axis=0)
+    sliding = np.zeros((t_len, 2), bool)
+    intervals = {"left": [], "right": []}
+    for f, side in enumerate(("left", "right")):
+        for s, e in _runs(info.contacts[:, f]):
+            steps = np.where(planted[s:e - 1, f, None], velocity[s:e - 1, f], 0.0) / scale
+            wander = float(np.linalg.norm(np.cumsum(steps, axis=0), axis=-1).max()) if e - s > 1 else 0.0
+            intervals[side].append([int(s), int(e), round(wander, 5)])
+            if wander > SLIDE_TOLERANCE:
+                sliding[s:e, f] = True
+    return SlideInfo(velocity, planted, drift, root_shift, sliding, intervals)
 
 
 # --- helpers shared by both methods ----------------------------------------------------------------------
@@ -389,11 +498,13 @@ def solve_legs(joints_in: np.ndarray, root_new: np.ndarray, knee_pole: dict, ank
 
 # --- the analytic baseline: contact locking with two-bone IK ---------------------------------------------
 def ik_lock(joints: np.ndarray, info: ContactInfo, mode: str = "auto", strength: float = 1.0,
-            has_toes: bool = True, blend: int = BLEND_FRAMES, reach: float = 0.995) -> tuple[np.ndarray, dict]:
+            has_toes: bool = True, blend: int = BLEND_FRAMES, reach: float = 0.995,
+            slides: SlideInfo | None = None, reach_shift: float = REACH_SHIFT) -> tuple[np.ndarray, dict]:
     """Contact-based foot locking (in the spirit of Kovar et al. 2002).
 
-    auto: the drift that moves the planted feet together is first taken out of the root
-    (:func:`remove_root_drift`); then each joint's contact interval pins it (ankle and toe separately, so a
+    Only contacts that slide (``slides.sliding``, :func:`measure_slides`) are touched. auto: the root is
+    shifted by the integrated slide of the planted feet (``slides.root_shift``; the travel between plants is
+    the performer's); then each joint's sliding contact interval pins it (ankle and toe separately, so a
     foot still rolls from heel to toe) horizontally at its median position over the interval and vertically
     at its planted height; grounding: only vertically (spins and slides stay, the root keeps its path).
     Touch-down and lift-off are pinned by their planted weight; swing frames where a foot joint sinks below
@@ -404,15 +515,15 @@ def ik_lock(joints: np.ndarray, info: ContactInfo, mode: str = "auto", strength:
     """
     joints_in = np.asarray(joints, np.float64)
     t_len = joints_in.shape[0]
-    drift = (remove_root_drift(joints_in[:, CONTACT_JOINTS], info.weights) * strength if mode == "auto"
-             else np.zeros((t_len, 3)))
+    slides = measure_slides(joints_in, info, has_toes=has_toes) if slides is None else slides
+    drift = slides.root_shift * strength if mode == "auto" else np.zeros((t_len, 3))
     joints = joints_in + drift[:, None]
     corr = {}
     for k, j in enumerate(CONTACT_JOINTS):
         if not has_toes and k % 2:
             corr[j] = np.zeros((t_len, 3))
             continue
-        c = info.joint_contacts[:, k]
+        c = info.joint_contacts[:, k] & slides.sliding[:, k // 2]
         level = info.floor + info.levels[k]
         want = np.zeros((t_len, 3))
         for s, e in _runs(c):
@@ -426,7 +537,7 @@ def ik_lock(joints: np.ndarray, info: ContactInfo, mode: str = "auto", strength:
                 centre = np.median(joints[s:e, j][planted][:, [0, 2]], axis=0)
                 want[s:e, 0] = (centre[0] - joints[s:e, j, 0]) * p
                 want[s:e, 2] = (centre[1] - joints[s:e, j, 2]) * p
-        sink = (~c) & (joints[:, j, 1] < level - 0.005)     # swing frames below the floor: lift
+        sink = (~info.joint_contacts[:, k]) & (joints[:, j, 1] < level - 0.005)   # swing frames below the floor
         want[sink, 1] = level - joints[sink, j, 1]
         corr[j] = fade_fill(want, c | sink, blend) * strength
     active = np.zeros((t_len, 2), bool)
@@ -434,7 +545,8 @@ def ik_lock(joints: np.ndarray, info: ContactInfo, mode: str = "auto", strength:
         active[:, side_i] = (np.abs(corr[ankle]).max(-1) + np.abs(corr[toe]).max(-1)) > 0
 
     ankle_t = {s: joints[:, LEG_JOINTS[s][2]] + corr[LEG_JOINTS[s][2]] for s in ("left", "right")}
-    root_corr = reach_correction(joints_in, joints[:, 0], ankle_t, active, reach)
+    moved = np.max([np.linalg.norm(corr[LEG_JOINTS[s][2]], axis=-1) for s in ("left", "right")], axis=0)
+    root_corr = reach_correction(joints_in, joints[:, 0], ankle_t, active, reach, limit=np.minimum(moved, reach_shift))
     root_new = joints[:, 0] + root_corr
     changed = active | (np.abs(root_corr + drift).max(-1) > 0)[:, None]
     knee_pole = {s: joints[:, LEG_JOINTS[s][1]] + root_corr for s in ("left", "right")}
@@ -444,7 +556,7 @@ def ik_lock(joints: np.ndarray, info: ContactInfo, mode: str = "auto", strength:
 
 
 def reach_correction(joints_in: np.ndarray, root: np.ndarray, ankle_target: dict, active: np.ndarray | None = None,
-                     reach: float = 0.995) -> np.ndarray:
+                     reach: float = 0.995, limit: np.ndarray | None = None) -> np.ndarray:
     """Root offset (T, 3) that brings out-of-reach ankle targets within ``reach`` of the full leg length: the
     root moves towards each such target by the missing length (smoothed over a few frames, three passes),
     so the knees never lock straight (where two-bone IK turns every millimetre into a knee swing)."""
@@ -464,28 +576,9 @@ def reach_correction(joints_in: np.ndarray, root: np.ndarray, ankle_target: dict
         if not np.abs(need).max() > 1e-6:
             break
         corr += gaussian_filter1d(need, 2.0, axis=0, mode="nearest") * 1.2
-    return corr
-
-
-def remove_root_drift(feet: np.ndarray, weights: np.ndarray, sigma: float = 2.0,
-                      drift_sigma: float = 10.0) -> np.ndarray:
-    """Horizontal root correction (T, 3) that cancels drift: a planted foot should not move, so the mean
-    horizontal velocity of the planted ankles/toes (weighted by how firmly they are planted, low-passed
-    with ``drift_sigma`` frames) is taken as drift and integrated away; frames with no planted joint add
-    nothing. ``feet``: (T, 4, 3) positions of the joints of :data:`CONTACT_JOINTS`; ``weights``: (T, 4)."""
-    t_len = feet.shape[0]
-    if t_len < 2:
-        return np.zeros((t_len, 3))
-    pos = gaussian_filter1d(feet[..., [0, 2]], sigma, axis=0, mode="nearest")
-    vel = np.diff(pos, axis=0)                                    # (T-1, 4, 2)
-    w = weights[:-1] * weights[1:]                                # planted on both frames
-    total = w.sum(-1, keepdims=True)
-    v = (vel * w[..., None]).sum(1) / np.maximum(total, 1e-9) * np.minimum(total, 1.0)
-    # drift is slow; a pivot (toe still, heel circling) or a quick step averages out over this window, and a
-    # smooth correction adds no jitter
-    v = gaussian_filter1d(v, drift_sigma, axis=0, mode="nearest")
-    corr = np.zeros((t_len, 3))
-    corr[1:, [0, 2]] = -np.cumsum(v, axis=0)
+    if limit is not None:                   # never further than the feet were moved (nor than ``limit``)
+        norm = np.linalg.norm(corr, axis=-1)
+        corr *= (np.minimum(norm, limit) / np.maximum(norm, 1e-12))[:, None]
     return corr
 
 
@@ -1023,11 +1116,22 @@ def upper_body_change(before: np.ndarray, after: np.ndarray) -> float:
     return float(np.abs(rel_a - rel_b).max()) if before.size else 0.0
 
 
+def _orientation(joints_or_clip, joints: np.ndarray):
+    """:func:`io.orientation.check_orientation` with the rest pose of a BodyClip's source skeleton."""
+    from .io.orientation import check_orientation, rest_body_axis
+
+    rest = None
+    if hasattr(joints_or_clip, "source_skeleton") and hasattr(joints_or_clip, "mapping"):
+        rest = rest_body_axis(joints_or_clip.source_skeleton, joints_or_clip.mapping)
+    return check_orientation(joints, rest)
+
+
 def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides: Sequence | None = None,
              strength: float = 1.0, weights=None, device: str = "auto", progress: ProgressFn | None = None,
              cancel: threading.Event | None = None, fps: float | None = None, steps: int = DEFAULT_STEPS, seed: int = 0,
              sampler: SamplerConfig | None = None, has_toes: bool | None = None,
-             backend: str = "auto") -> FootFixResult:
+             backend: str = "auto", contacts: np.ndarray | None = None,
+             orientation: str = "check") -> FootFixResult:
     """Repair foot skating on one clip; the upper body keeps its pose relative to the root exactly.
 
     joints_or_clip: a :class:`io.BodyClip` (from ``load_body_clip``; toes synthesised for the rig are
@@ -1041,6 +1145,16 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
     "backend" names the provider used, its notes any fallback).
     has_toes: whether the toe joints are real (default: a BodyClip's mapping says; arrays: True); False plants
     the ankles only (toes made up from the ankles would plant the wrong point).
+    contacts: (T, 2) bool per-foot contacts [left, right] to use instead of detecting them (e.g. the contact
+    markers an animator edited); the ankle/toe split inside them is still detected. orientation: "check"
+    refuses an upside-down, lying or Z-up-read-as-Y-up clip (:func:`io.orientation.check_orientation`) and
+    notes a partly inverted one; "ignore" skips the check.
+
+    Only planted feet that slide are changed (:func:`measure_slides`): the root moves by the integrated slide
+    of the planted feet only, so the travel between plants stays the performer's; contacts that do not slide
+    keep their frames. A clip whose feet do not slide is returned unchanged, with an "already clean" note, so a
+    second pass is the identity. A fix that would raise FSR is not applied (the clip is returned unchanged,
+    with a note).
 
     The report holds FSR (mean/left/right), jitter and floor penetration before and after, the largest root
     and foot displacement, the upper-body change, contact frames and intervals, the floor height, timings
@@ -1058,6 +1172,20 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
     has_toes = clip_has_toes if has_toes is None else bool(has_toes)
     t_len = joints.shape[0]
     overrides = [ContactOverride.parse(o) for o in (overrides or ())]
+    if orientation not in ("check", "ignore"):
+        raise FootFixError(f"orientation must be 'check' or 'ignore', got '{orientation}'")
+    orient = None
+    if orientation == "check" and t_len > 1:
+        orient = _orientation(joints_or_clip, joints)
+        if orient.verdict == "refuse":
+            raise FootFixError(f"{orient.message}. Nothing was changed")
+        if orient.verdict == "warn":
+            notes.append(orient.message)
+    if contacts is not None:
+        contacts = np.asarray(contacts, bool)
+        if contacts.shape != (t_len, 2):
+            raise FootFixError(f"contacts must be (frames, 2) per-foot flags [left, right] for {t_len} frames; got "
+                               f"{contacts.shape}")
     used = method
     if method == "frdm" and weights is None:
         used = "ik_lock"
@@ -1080,6 +1208,9 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
             "contact_intervals": {s: [list(r) for r in _runs(contacts[:, i])] for i, s in enumerate(("left", "right"))},
             "floor_height_m": None if floor is None else round(float(floor), 5),
             "has_toes": has_toes, "notes": notes,
+            "orientation": None if orient is None else {"verdict": orient.verdict, "up": orient.up,
+                                                        "upside_down": round(orient.upside_down, 4),
+                                                        "lying": round(orient.lying, 4)},
             "timings_s": {k: round(v, 4) for k, v in {**timings, "total": time.perf_counter() - start}.items()},
         })
         return FootFixResult(out, contacts, root_off, used, report, notes)
@@ -1090,14 +1221,20 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
     if float(np.abs(joints - joints[:1]).max()) < 1e-4:
         notes.append("the clip is a static pose (nothing moves by more than 0.1 mm): no foot skating to fix; "
                      "returned unchanged")
-        info = detect_contacts(joints, fps, overrides, has_toes, v_th=V_TH_REPAIR)
+        info = detect_contacts(joints, fps, overrides, has_toes, v_th=V_TH_REPAIR, foot_contacts=contacts)
         return finish(joints.copy(), info.contacts, info.floor, {})
 
     check_cancel(cancel)
     progress("contacts", 0, 1)
     t0 = time.perf_counter()
-    info = detect_contacts(joints, fps, overrides, has_toes, v_th=V_TH_REPAIR)
+    info = detect_contacts(joints, fps, overrides, has_toes, v_th=V_TH_REPAIR, foot_contacts=contacts)
     notes.extend(info.notes)
+    slides = measure_slides(joints, info, fps, has_toes)
+    report["contacts_source"] = "given" if contacts is not None else "detected"
+    report["slides"] = {"sliding_frames": {s: int(slides.sliding[:, i].sum()) for i, s in enumerate(("left", "right"))},
+                        "root_shift_m": round(float(np.linalg.norm(slides.root_shift, axis=-1).max()), 5),
+                        "largest_wander_m": round(max([w for side in slides.intervals.values() for *_, w in side],
+                                                      default=0.0), 5)}
     progress("contacts", 1, 1)
     timings = {"contacts": time.perf_counter() - t0}
     share = float(info.contacts.any(axis=1).mean())
@@ -1106,14 +1243,41 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
                      "sequence?): only those frames are planted, the airborne frames are left as they are")
     if not info.contacts.any():
         notes.append("no foot contact was found; nothing was planted (use contact overrides to force contacts)")
+    if not slides.slides:
+        if info.contacts.any():
+            notes.append(f"already clean: no planted foot slides by more than {100 * SLIDE_TOLERANCE:.0f} cm; "
+                         "returned unchanged")
+        report["unchanged"] = True
+        return finish(joints.copy(), info.contacts, info.floor, timings)
+
+    def checked(out, contacts_used, floor, timings):
+        """The fix, settled, unless it would raise FSR (then the input, unchanged, with a note). Settling: while
+        the result still has sliding contacts (found afresh on it), the IK lock runs on it again (twice at
+        most), so that fixing the result again changes (nearly) nothing."""
+        for _ in range(SETTLE_PASSES):
+            again = detect_contacts(out, fps, overrides, has_toes, v_th=V_TH_REPAIR, foot_contacts=contacts)
+            more = measure_slides(out, again, fps, has_toes)
+            if not more.slides:
+                break
+            # the root stays where the fix put it (the settling moves the legs only)
+            out, _ = ik_lock(out, again, mode, strength, has_toes, slides=more, reach_shift=0.0)
+        before, after = clip_metrics(joints, floor)["fsr"], clip_metrics(out, floor)["fsr"]
+        if before is not None and after is not None and after["mean"] > before["mean"] + 1e-9:
+            notes.append(f"the {used.replace('_', ' ')} fix would have raised FSR ({100 * before['mean']:.1f} % -> "
+                         f"{100 * after['mean']:.1f} %); returned unchanged (edit the contacts or try the other "
+                         "method)")
+            report["unchanged"] = True
+            return finish(joints.copy(), contacts_used, floor, timings)
+        report["unchanged"] = False
+        return finish(out, contacts_used, floor, timings)
 
     if used == "ik_lock":
         t0 = time.perf_counter()
-        out, _ = ik_lock(joints, info, mode, strength, has_toes)
+        out, _ = ik_lock(joints, info, mode, strength, has_toes, slides=slides)
         timings["ik_lock"] = time.perf_counter() - t0
         check_cancel(cancel)
         progress("legs", 1, 1)
-        return finish(out, info.contacts, info.floor, timings)
+        return checked(out, info.contacts, info.floor, timings)
 
     t0 = time.perf_counter()
     if isinstance(weights, FRDMWeights):
@@ -1126,17 +1290,17 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
     report["backend"] = w.device if isinstance(w.device, str) else f"torch {w.device}"
     timings["load_weights"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    # the input's drift (planted feet moving together) comes out of the root first: the geometric guidance
-    # then pulls the root towards a path the feet can stand on (same step as ik_lock's)
-    drift = (remove_root_drift(joints[:, CONTACT_JOINTS], info.weights) if mode == "auto"
-             else np.zeros((t_len, 3)))
+    # the slide of the planted feet comes out of the root first (the same shift as ik_lock's): the geometric
+    # guidance then pulls the root towards a path the feet can stand on, and the travel between plants stays
+    drift = slides.root_shift if mode == "auto" else np.zeros((t_len, 3))
     x_in, canon = motion_features(joints + drift[:, None])
     timings["features"] = time.perf_counter() - t0
     cfg = sampler or SamplerConfig(steps=steps, seed=seed)
     report["sampler"] = asdict(cfg)
     t0 = time.perf_counter()
     levels = info.floor + info.levels - canon.origin[1]     # planted heights in the features' frame
-    x_out = sample(w, x_in, info.weights, cfg, mode, progress, cancel, levels)
+    planted = info.weights * np.repeat(slides.sliding, 2, axis=1)       # only sliding contacts are planted
+    x_out = sample(w, x_in, planted, cfg, mode, progress, cancel, levels)
     timings["sampling"] = time.perf_counter() - t0
     check_cancel(cancel)
     t0 = time.perf_counter()
@@ -1145,15 +1309,24 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
     if cfg.out_smooth > 0 and t_len > 1:
         pred = gaussian_filter1d(pred, cfg.out_smooth, axis=0, mode="nearest")
     s = float(strength)
-    root_new = joints[:, 0] + s * (pred[:, 0] - joints[:, 0])
+    # the root follows the slide-cancelling shift only (the model's own root would move the performance);
+    # the legs take the model's repair relative to the root, faded in around the sliding contacts only
+    shifted = joints + s * drift[:, None]
+    root_new = shifted[:, 0]
+    near = np.stack([fade_fill(np.ones(t_len), slides.sliding[:, i], BLEND_FRAMES) for i in range(2)], axis=-1)
     pole, ankle_t, toe_t = {}, {}, {}
-    for side in ("left", "right"):
+    for side_i, side in enumerate(("left", "right")):
         _, knee, ankle, toe = LEG_JOINTS[side]
-        pole[side] = joints[:, knee] + s * (pred[:, knee] - joints[:, knee])
-        ankle_t[side] = joints[:, ankle] + s * (pred[:, ankle] - joints[:, ankle])
-        toe_t[side] = joints[:, toe] + s * (pred[:, toe] - joints[:, toe])
-    root_new = root_new + reach_correction(joints, root_new, ankle_t, reach=0.99)
-    out = solve_legs(joints, root_new, pole, ankle_t, toe_t if has_toes else None)
+        k = s * near[:, side_i, None]
+        for target, j in ((pole, knee), (ankle_t, ankle), (toe_t, toe)):
+            repaired = root_new + (pred[:, j] - pred[:, 0])
+            target[side] = shifted[:, j] + k * (repaired - shifted[:, j])
+    active = near > 0
+    moved = np.max([np.linalg.norm(ankle_t[s] - shifted[:, LEG_JOINTS[s][2]], axis=-1) for s in ("left", "right")], axis=0)
+    root_new = root_new + reach_correction(joints, root_new, ankle_t, active, reach=0.99,
+                                           limit=np.minimum(moved, REACH_SHIFT))
+    changed = active | (np.abs(root_new - joints[:, 0]).max(-1) > 0)[:, None]
+    out = solve_legs(joints, root_new, pole, ankle_t, toe_t if has_toes else None, changed)
     timings["legs"] = time.perf_counter() - t0
     progress("legs", 1, 1)
-    return finish(out, info.contacts, info.floor, timings)
+    return checked(out, info.contacts, info.floor, timings)

@@ -266,3 +266,191 @@ def test_cli_fix_feet_writes_the_rig_and_a_report(tmp_path):
     same = subprocess.run([sys.executable, "-m", "core_models", "fix-feet", str(src), "--out", str(src)], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert same.returncode == 2 and "nothing was overwritten" in same.stderr
+
+
+# --- does no harm: only sliding planted feet change --------------------------------------------------------
+def _walking(frames: int = 180, speed: float = 0.004) -> np.ndarray:
+    """A clean walk-like clip: the body travels forward ``speed`` m/frame; each foot is planted (still in the
+    world) for 48 frames, then swings 12 frames forward to its next plant; the feet half a cycle apart."""
+    j = standing_clip(frames)
+    t = np.arange(frames)
+    j[:, :, 2] += (t * speed)[:, None]                       # the whole body travels
+    for side, (ankle, toe) in enumerate(((7, 10), (8, 11))):
+        phase = (t + 30 * side) % 60
+        cycle = (t + 30 * side) // 60
+        planted_z = cycle * 60 * speed + 30 * speed * side    # where this foot stands during its plant
+        swing = phase >= 48
+        frac = np.where(swing, (phase - 48) / 12.0, 0.0)
+        z = planted_z + swing * frac * 60 * speed - t * speed  # relative to the body's travel
+        for jj in (ankle, toe):
+            j[:, jj, 2] += z
+            j[:, jj, 1] += np.where(swing, np.sin(np.pi * frac) * 0.08, 0.0)
+    return j
+
+
+def test_a_clean_clip_comes_back_unchanged_with_both_methods():
+    w = tiny_weights()
+    for clean in (standing_clip(120), _walking()):
+        for kw in ({"method": "ik_lock"}, {"method": "frdm", "weights": w, "steps": 3}):
+            result = frdm.fix_feet(clean, **kw)
+            assert np.array_equal(result.joints, clean), kw
+            assert result.report["unchanged"] is True and "already clean" in " ".join(result.notes)
+            assert result.report["fsr_after"] == result.report["fsr_before"]
+            assert result.report["max_root_displacement_m"] == 0.0
+
+
+def test_only_the_sliding_foot_moves_and_the_travel_is_kept():
+    clean = _walking()
+    slid = clean.copy()
+    # the left foot slides 5 cm during its plant at frames 60..107 (it should stand still there)
+    ramp = np.clip((np.arange(len(clean)) - 60) / 47.0, 0.0, 1.0) * ((np.arange(len(clean)) < 108))
+    slid[:, [7, 10], 0] += (0.05 * ramp)[:, None]
+    info = frdm.detect_contacts(slid, v_th=frdm.V_TH_REPAIR)
+    slides = frdm.measure_slides(slid, info)
+    assert slides.sliding[65:100, 0].all() and not slides.sliding[:, 1].any()
+    shipped = frdm.load_weight_set(REPO / "core_models" / "assets" / "frdm", "cpu")
+    for kw in ({"method": "ik_lock"}, {"method": "frdm", "weights": shipped, "steps": 10}):
+        result = frdm.fix_feet(slid, **kw)
+        assert result.report["unchanged"] is False, result.notes
+        # the root moves by at most the slide, the travel is kept, the right foot is untouched
+        assert np.linalg.norm(result.root_offset, axis=-1).max() <= 0.05 + 1e-9
+        travel = np.linalg.norm(np.diff(result.joints[:, 0, [0, 2]], axis=0), axis=-1).sum()
+        travel0 = np.linalg.norm(np.diff(clean[:, 0, [0, 2]], axis=0), axis=-1).sum()
+        assert abs(travel / travel0 - 1) < 0.03
+        assert result.report["fsr_after"]["mean"] <= result.report["fsr_before"]["mean"]
+        # the right foot does not slide: it stays where it was in the world (within the legs' reach)
+        assert np.abs(result.joints[:, [8, 11]] - slid[:, [8, 11]]).max() < 0.02, kw
+        # the slide is gone: the left foot's still point stays within a centimetre during its plant
+        assert np.ptp(result.joints[65:100, 7, 0]) < 0.01, kw
+
+
+def test_a_second_pass_is_nearly_the_identity():
+    skated, _ = add_skating(standing_clip(150), SkatingParams(seed=3))
+    first = frdm.fix_feet(skated, method="ik_lock")
+    second = frdm.fix_feet(first.joints, method="ik_lock")
+    assert np.linalg.norm(second.joints[:, 0] - first.joints[:, 0], axis=-1).max() <= 0.02
+    assert second.report["fsr_after"]["mean"] <= first.report["fsr_after"]["mean"] + 1e-9
+    assert second.report["unchanged"] or second.report["slides"]["largest_wander_m"] > frdm.SLIDE_TOLERANCE
+    third = frdm.fix_feet(frdm.fix_feet(standing_clip(150), method="ik_lock").joints, method="ik_lock")
+    assert third.report["unchanged"] is True and "already clean" in " ".join(third.notes)
+
+
+def test_ik_lock_never_raises_fsr():
+    for seed in range(4):
+        skated, _ = add_skating(make_dance(150, seed=seed)[3], SkatingParams(seed=seed))
+        r = frdm.fix_feet(skated, method="ik_lock", orientation="ignore")
+        assert r.report["fsr_after"]["mean"] <= r.report["fsr_before"]["mean"], seed
+
+
+def test_given_contacts_decide_what_is_planted():
+    """Edited contacts (e.g. Blender markers) replace detection: moving a plant's start changes the frames."""
+    skated, _ = add_skating(standing_clip(120), SkatingParams(seed=6, root_drift_speed=0.0, vertical=0.0,
+                                                                  jitter=0.0))
+    contacts = np.zeros((120, 2), bool)
+    contacts[10:60] = True
+    a = frdm.fix_feet(skated, method="ik_lock", contacts=contacts)
+    assert a.report["contacts_source"] == "given"
+    assert a.contacts[:, 0].tolist() == contacts[:, 0].tolist()
+    moved = contacts.copy()
+    moved[10:60], moved[50:110] = False, True                 # the plant moved 40 frames later
+    b = frdm.fix_feet(skated, method="ik_lock", contacts=moved)
+    assert b.report["contact_intervals"]["left"] == [[50, 110]]
+    # frames 80..100 are planted only in b: a leaves the feet there as they were; 15..40 only in a
+    assert np.abs(a.joints[80:100, [7, 10]] - skated[80:100, [7, 10]]).max() < 1e-9
+    assert np.abs(b.joints[15:40, [7, 10]] - skated[15:40, [7, 10]]).max() < 1e-9
+    assert a.report["contact_intervals"] != b.report["contact_intervals"]
+    with pytest.raises(frdm.FootFixError, match="contacts must be"):
+        frdm.fix_feet(skated, method="ik_lock", contacts=np.zeros((5, 2), bool))
+
+
+# --- orientation --------------------------------------------------------------------------------------------
+def _rotate_x(j: np.ndarray, degrees: float) -> np.ndarray:
+    a = np.radians(degrees)
+    r = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    return j @ r.T
+
+
+def test_orientation_upside_down_lying_and_z_up_are_refused_or_warned(tmp_path):
+    from core_models.io.orientation import check_orientation
+
+    clean = _walking()
+    assert check_orientation(clean).verdict == "ok"
+    upside = _rotate_x(clean, 180.0)
+    with pytest.raises(frdm.FootFixError, match="upside down"):
+        frdm.fix_feet(upside, method="ik_lock")
+    z_up = _rotate_x(clean, 90.0)                    # body axis along +Z: a Z-up clip read as Y-up
+    with pytest.raises(frdm.FootFixError, match="--up z"):
+        frdm.fix_feet(z_up, method="ik_lock")
+    lying = _rotate_x(clean, -90.0)                  # the other way: a Y-up file read as Z-up
+    with pytest.raises(frdm.FootFixError, match="lies in the floor plane"):
+        frdm.fix_feet(lying, method="ik_lock")
+    # a handstand in 40 % of the frames: a warning, the fix runs
+    part = clean.copy()
+    part[70:142] = _rotate_x(clean[70:142] - clean[70:142, :1], 180.0) + clean[70:142, :1]
+    r = frdm.fix_feet(part, method="ik_lock")
+    assert r.report["orientation"]["verdict"] == "warn" and "upside down on" in " ".join(r.notes)
+    # a Z-up BVH: refused as read, fixed when loaded with up_axis='Z'; the rest pose says so too
+    source = np.stack([clean[..., 0], -clean[..., 2], clean[..., 1]], axis=-1)      # core -> Z-up source axes
+    path = rig_bvh(tmp_path / "z_up.bvh", source, fps=30.0)
+    with pytest.raises(frdm.FootFixError, match="--up z"):
+        frdm.fix_feet(load_body_clip(path), method="ik_lock")
+    assert frdm.fix_feet(load_body_clip(path, up_axis="Z"), method="ik_lock").report["orientation"]["verdict"] == "ok"
+    assert frdm.fix_feet(upside, method="ik_lock", orientation="ignore").joints.shape == upside.shape
+
+
+def test_cli_uses_the_shipped_frdm_set_and_reads_z_up(tmp_path):
+    skated, _ = add_skating(standing_clip(60), SkatingParams(seed=5))
+    src = rig_bvh(tmp_path / "in.bvh", skated, fps=30.0)
+    report = tmp_path / "report.json"
+    run = subprocess.run([sys.executable, "-m", "core_models", "fix-feet", str(src), "--out", str(tmp_path / "o.bvh"),
+                          "--report", str(report), "--steps", "3"], cwd=REPO, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    rep = json.loads(report.read_text())
+    assert rep["method"] == "frdm" and rep["weights"].endswith("assets/frdm")
+    assert "fixed with frdm (weights" in run.stdout
+    z_src = rig_bvh(tmp_path / "z.bvh", np.stack([skated[..., 0], -skated[..., 2], skated[..., 1]], -1), fps=30.0)
+    bad = subprocess.run([sys.executable, "-m", "core_models", "fix-feet", str(z_src), "--out", str(tmp_path / "z_o.bvh"),
+                          "--method", "ik_lock"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--up z" in bad.stderr
+    good = subprocess.run([sys.executable, "-m", "core_models", "fix-feet", str(z_src), "--out",
+                           str(tmp_path / "z_o.bvh"), "--method", "ik_lock", "--up", "z"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert good.returncode == 0, good.stderr
+
+
+# --- real clean mocap (skips without ../shared/data) --------------------------------------------------------
+REAL = {"bandai": ["dataset/Bandai-Namco-Research-Motiondataset-2/data/dataset-2_walk_elderly_012.bvh",
+                   "dataset/Bandai-Namco-Research-Motiondataset-1/data/dataset-1_bye_sad_001.bvh"],
+        "cmu_dance": ["cmu_dance/131_03.bvh"]}
+
+
+def _real_clips(tmp_path):
+    from core_models.data import mocap_sample
+
+    out = []
+    for corpus, names in REAL.items():
+        paths = mocap_sample(corpus, names, tmp_path / corpus)
+        if isinstance(paths, str):
+            pytest.skip(paths)
+        out += [load_body_clip(p) for p in paths]
+    return out
+
+
+def test_real_clean_mocap_keeps_its_path_travel_and_fsr(tmp_path):
+    from scipy.ndimage import gaussian_filter1d
+
+    weights = frdm.load_weight_set(REPO / "core_models" / "assets" / "frdm", "cpu")
+
+    def travel(j):
+        h = gaussian_filter1d(j[:, 0, [0, 2]], 3.0, axis=0, mode="nearest")
+        return np.linalg.norm(np.diff(h, axis=0), axis=-1).sum()
+
+    for clip in _real_clips(tmp_path):
+        for kw in ({"method": "ik_lock"}, {"method": "frdm", "weights": weights, "steps": 10}):
+            r = frdm.fix_feet(clip, **kw)
+            assert np.linalg.norm(r.root_offset, axis=-1).max() <= 0.10, (clip.path, kw["method"])
+            assert abs(travel(r.joints) / max(travel(clip.joints), 1e-9) - 1) <= 0.03
+            assert r.report["fsr_after"]["mean"] <= r.report["fsr_before"]["mean"]
+            again = frdm.fix_feet(r.joints, **kw)
+            assert np.linalg.norm(again.joints[:, 0] - r.joints[:, 0], axis=-1).max() <= 0.02
