@@ -24,6 +24,7 @@ from torch import nn
 from .configs import GENRES, GeneratorConfig, LlamaConfig  # noqa: F401  (torch-free sizes)
 from .llama import Llama
 from .progress import check_cancel
+from . import device_sampling
 from .sampling import SamplingConfig, make_rng, sample_slot
 
 class Mamba(nn.Module):
@@ -176,37 +177,90 @@ class ChoreoLLaMA(nn.Module):
         x = torch.cat([self.music_embeddings(music, style, cond), self.embed_tokens(local_ids)], dim=1)
         return self.llama.logits(self.llama(x))
 
+    def compile_decode(self, mode: str = "reduce-overhead") -> None:
+        """Compile the decode step (dance bridge, one cached LLaMA position, the next slot's logits) with
+        ``torch.compile``; on CUDA, ``reduce-overhead`` replays it as a CUDA graph. The KV cache then stays
+        allocated between windows at the full window length, so the graph's buffers never move."""
+        self._decode = torch.compile(self._decode_step, mode=mode, fullgraph=True, dynamic=False)
+        self.keep_cache = True
+
+    def eager_decode(self) -> None:
+        """Undo :meth:`compile_decode`: the plain decode step, and the KV cache released after each window."""
+        self._decode, self.keep_cache = None, False
+        self.llama.clear_cache()
+
+    def _decode_step(self, token: torch.Tensor, slot: int, pos: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+        emb = self.dance_bridge(self.codebooks[slot][token])[:, None]
+        return self.llama.logits(self.llama(emb, pos)[:, 0], lo, hi)
+
+    _decode = None          # the compiled step, when compile_decode() was called
+    keep_cache = False
+
     @torch.no_grad()
     def generate_window(self, music: torch.Tensor, style: torch.Tensor, cond: torch.Tensor,
                         prefix: torch.Tensor | None, new_tokens: int, sampling: SamplingConfig,
-                        rng=None, cancel: threading.Event | None = None, on_token=None) -> torch.Tensor:
+                        rng=None, cancel: threading.Event | None = None, on_token=None,
+                        sampler: str = "auto") -> torch.Tensor:
         """Sample ``new_tokens`` slot-local ids (B, new_tokens) after ``prefix`` (B, P) local ids, P % Q == 0.
 
-        One prefill over [music; prefix], then one cached step per token. Each step's slot logits go to the
-        host, where the shared numpy sampler draws with ``rng`` (a numpy Generator or a seed), so the ONNX
-        backend draws the same tokens for the same seed.
+        One prefill over [music; prefix], then one cached step per token. ``rng``: a numpy Generator or a seed
+        shared by the rows, or a list of them, one per row (several takes in one pass: row b then draws what a
+        batch-1 window with its seed draws). ``sampler``: "host" takes each step's slot logits to the host
+        for the shared numpy sampler (the ONNX backend's too); "device" runs the same rules in torch where the
+        logits are, with the uniforms drawn from the same numpy streams up front, so no step waits for the
+        host; "auto" is "device" on CUDA, "host" elsewhere. For equal logits both give equal tokens.
         """
         q = self.cfg.num_quantizers
-        rng = make_rng(rng)
         batch = music.shape[0]
+        rngs = [make_rng(r) for r in rng] if isinstance(rng, (list, tuple)) else None
+        if rngs is not None and len(rngs) != batch:
+            raise ValueError(f"{len(rngs)} random streams for a batch of {batch}")
+        shared = None if rngs is not None else make_rng(rng)
+        if sampler not in ("auto", "host", "device"):
+            raise ValueError(f"sampler must be 'auto', 'host' or 'device', got {sampler!r}")
         prefix_len = 0 if prefix is None else prefix.shape[1]
         if prefix_len % q:
             raise ValueError(f"the prefix must hold whole latents (a multiple of {q} tokens), got {prefix_len}")
         embeds = self.music_embeddings(music, style, cond)
         if prefix_len:
             embeds = torch.cat([embeds, self.embed_tokens(prefix)], dim=1)
+        dev = embeds.device
+        on_device = sampler == "device" or (sampler == "auto" and dev.type == "cuda")
         start = embeds.shape[1]
         total = start + new_tokens
-        self.llama.setup_cache(batch, total, dtype=embeds.dtype, device=embeds.device)
+        if self.keep_cache:
+            total = max(total, self.cfg.music_len + self.cfg.dance_len)
+        cache = self.llama.model.layers[0].self_attn.kv_cache
+        if not (self.keep_cache and cache is not None and cache.k.shape[0] == batch and self.llama.max_seq == total
+                and cache.k.dtype == embeds.dtype and cache.k.device == dev):
+            self.llama.setup_cache(batch, total, dtype=embeds.dtype, device=dev)
+        step = self._decode or self._decode_step
         try:
-            hidden = self.llama(embeds, torch.arange(start, device=embeds.device))[:, -1:]
-            out = np.zeros((batch, new_tokens), np.int64)
-            pos = torch.empty(1, dtype=torch.long, device=embeds.device)
+            hidden = self.llama(embeds, torch.arange(start, device=dev))[:, -1]
+            lo, hi = self.cfg.slot_range(0)
+            logits = self.llama.logits(hidden, lo, hi)
+            if on_device:
+                u = np.stack([r.random(new_tokens) for r in rngs], axis=1) if rngs is not None else \
+                    shared.random((new_tokens, batch))
+                u = torch.as_tensor(u, device=dev)
+                out = torch.zeros((batch, new_tokens), dtype=torch.long, device=dev)
+            else:
+                out = np.zeros((batch, new_tokens), np.int64)
+            pos = torch.empty(1, dtype=torch.long, device=dev)
             for i in range(new_tokens):
                 slot = i % q
-                lo, hi = self.cfg.slot_range(slot)
-                logits = self.llama.logits(hidden[:, 0], lo, hi).float().cpu().numpy()
-                out[:, i] = sample_slot(logits, out[:, slot:i:q], slot, sampling, rng)
+                if on_device:
+                    token = device_sampling.sample_slot(logits, out[:, slot:i:q], slot, sampling, u[i])
+                    out[:, i] = token
+                else:
+                    host = logits.float().cpu().numpy()
+                    history = out[:, slot:i:q]
+                    if rngs is None:
+                        out[:, i] = sample_slot(host, history, slot, sampling, shared)
+                    else:
+                        out[:, i] = [sample_slot(host[b:b + 1], history[b:b + 1], slot, sampling, r)[0]
+                                     for b, r in enumerate(rngs)]
+                    token = torch.as_tensor(out[:, i], device=dev)
                 if on_token is not None:
                     on_token(i + 1, new_tokens)
                 if i + 1 == new_tokens:
@@ -214,9 +268,11 @@ class ChoreoLLaMA(nn.Module):
                 if cancel is not None and i % 48 == 47:
                     check_cancel(cancel)
                 pos.fill_(start + i)
-                token = torch.as_tensor(out[:, i], device=embeds.device)
-                emb = self.dance_bridge(self.codebooks[slot][token])[:, None]
-                hidden = self.llama(emb, pos)
-            return torch.as_tensor(out, device=embeds.device)
+                lo, hi = self.cfg.slot_range((i + 1) % q)
+                logits = step(token, slot, pos, lo, hi)
+                if self._decode is not None:
+                    logits = logits.clone()                    # a CUDA graph's output is overwritten next replay
+            return out if on_device else torch.as_tensor(out, device=dev)
         finally:
-            self.llama.clear_cache()
+            if not self.keep_cache:
+                self.llama.clear_cache()
