@@ -8,12 +8,16 @@ rotations (two-bone IK with the original knee as pole, the foot turned only as f
 the core solves those on the rig's own bones. The result is a NEW action: a copy of the original whose
 root location and leg rotation F-curves are rewritten on the frames the fix changed; every other F-curve is
 the original's, bit for bit. The original action is kept (with a fake user) and never modified. Contacts
-become timeline markers; the before/after report is stored on the new action and shown in the panel.
+become timeline markers ("Choreo <rig> L plant" / "... L lift"), and those markers are the source of truth
+for the next Fix Feet on that rig (the foot-lock habit of Rokoko / MotionBuilder): move, add or delete one
+and the fix plants what they say; "Detect Contacts" rebuilds them from the motion. The before/after report
+is stored on the new action and shown in the panel.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +88,7 @@ class FixPlan:
     overrides: list
     options: dict
     notes: list
+    marker_runs: dict | None = None    # side -> [(plant frame, lift frame)] in scene frames, from the markers
 
 
 def plan_fix(context, obj) -> FixPlan:
@@ -134,12 +139,59 @@ def plan_fix(context, obj) -> FixPlan:
             raise ValueError(f"FRDM weights folder '{folder}' has no config.json: fix the path in Preferences > "
                              "Add-ons > Choreo, or choose the IK Lock method")
         weights = folder or None
+    runs = marker_runs(context.scene, obj.name)
+    if runs is not None:
+        notes = notes + [f"contacts from the {sum(len(r) for r in runs.values())} plant/lift marker pairs of "
+                         f"'{obj.name}' (Detect Contacts rebuilds them)"]
     prefs = get_preferences(context)
     options = dict(method=method, mode=settings.foot_mode.lower(), strength=settings.foot_strength,
                    weights=weights, device=prefs.device if prefs is not None else "auto",
                    backend=getattr(prefs, "backend", "auto") if prefs is not None else "auto",
                    steps=settings.foot_steps, has_toes=all(t in mapping.source_for for t in ("left_foot", "right_foot")))
-    return FixPlan(pose, mapping, legs, moved, modes, fps, lo, overrides, options, notes)
+    return FixPlan(pose, mapping, legs, moved, modes, fps, lo, overrides, options, notes, runs)
+
+
+def _marker_name(obj_name: str, side: str, kind: str) -> str:
+    return f"{MARKER_PREFIX}{obj_name} {side[0].upper()} {kind}"
+
+
+def marker_runs(scene, obj_name: str) -> dict | None:
+    """The rig's contact intervals from its timeline markers: side -> [(plant frame, lift frame)], scene
+    frames, a lift ending the plant before it (a plant without a lift lasts to the end, a lift without a plant
+    starts at the first frame: None). None when the rig has no contact markers."""
+    pattern = re.compile(rf"^{re.escape(MARKER_PREFIX + obj_name)} ([LR]) (plant|lift)$")
+    found = {"left": [], "right": []}
+    for m in scene.timeline_markers:
+        hit = pattern.match(m.name)
+        if hit:
+            found["left" if hit.group(1) == "L" else "right"].append((m.frame, hit.group(2)))
+    if not any(found.values()):
+        return None
+    runs = {}
+    for side, marks in found.items():
+        out, start = [], None
+        for frame, kind in sorted(marks, key=lambda x: (x[0], x[1] == "plant")):
+            if kind == "plant":
+                if start is None:
+                    start = frame
+            else:
+                out.append((start, frame))
+                start = None
+        if start is not None:
+            out.append((start, None))
+        runs[side] = out
+    return runs
+
+
+def runs_to_contacts(runs: dict, frames: int, first_frame: int, fps: float) -> np.ndarray:
+    """(frames, 2) per-foot contacts at 30 fps from marker intervals in scene frames (end = the lift frame)."""
+    contacts = np.zeros((frames, 2), bool)
+    for i, side in enumerate(("left", "right")):
+        for start, end in runs.get(side, []):
+            s = 0 if start is None else int(round((start - first_frame) * 30.0 / fps))
+            e = frames if end is None else int(round((end - first_frame) * 30.0 / fps))
+            contacts[max(0, s):max(0, min(frames, e)), i] = True
+    return contacts
 
 
 @dataclass
@@ -161,7 +213,10 @@ def compute_fix(plan: FixPlan, progress, cancel) -> FixResult:
     scale = float(detect_unit_scale(body))
     joints = body * scale
     at_30 = resample_linear(joints, plan.fps, 30.0) if abs(plan.fps - 30.0) > 1e-6 else joints
-    result = fix_feet(at_30, overrides=plan.overrides, progress=progress, cancel=cancel, fps=30.0, **plan.options)
+    contacts = (None if plan.marker_runs is None else
+                runs_to_contacts(plan.marker_runs, len(at_30), plan.first_frame, plan.fps))
+    result = fix_feet(at_30, overrides=plan.overrides, progress=progress, cancel=cancel, fps=30.0, contacts=contacts,
+                      **plan.options)
     delta_core = result.joints - at_30
     if abs(plan.fps - 30.0) > 1e-6:
         delta_core = resample_to_frames(delta_core, 30.0, plan.fps, len(pose.frames))
@@ -280,16 +335,19 @@ def _summary(report: dict, rig_fsr: float | None, action_name: str, obj_name: st
     return " ".join(parts)
 
 
-def _contact_markers(scene, intervals: dict, first_frame: int, fps: float) -> int:
-    """Replace the previous fix's markers with this one's: '<L/R> plant' and '<L/R> lift' per contact."""
-    for marker in [m for m in scene.timeline_markers if m.name.startswith(MARKER_PREFIX)]:
+def _contact_markers(scene, obj_name: str, intervals: dict, first_frame: int, fps: float) -> int:
+    """Replace the rig's contact markers with ``intervals`` (core frames at 30 fps): '<rig> <L/R> plant' and
+    '<rig> <L/R> lift' per contact; other rigs' markers stay."""
+    mine = re.compile(rf"^{re.escape(MARKER_PREFIX + obj_name)} [LR] (plant|lift)$")
+    for marker in [m for m in scene.timeline_markers if mine.match(m.name)]:
         scene.timeline_markers.remove(marker)
     count = 0
     for side, runs in intervals.items():
-        tag = side[0].upper()
         for start, end in runs:
-            scene.timeline_markers.new(f"{MARKER_PREFIX}{tag} plant", frame=first_frame + int(round(start * fps / 30.0)))
-            scene.timeline_markers.new(f"{MARKER_PREFIX}{tag} lift", frame=first_frame + int(round(end * fps / 30.0)))
+            scene.timeline_markers.new(_marker_name(obj_name, side, "plant"),
+                                       frame=first_frame + int(round(start * fps / 30.0)))
+            scene.timeline_markers.new(_marker_name(obj_name, side, "lift"),
+                                       frame=first_frame + int(round(end * fps / 30.0)))
             count += 2
     return count
 
@@ -345,7 +403,7 @@ def apply_fix(obj_name: str, scene_name: str, plan: FixPlan, fix: FixResult) -> 
         bpy.data.actions.remove(action)
         raise
     original.use_fake_user = True        # kept in the file although no object uses it any more
-    _contact_markers(scene, report["contact_intervals"], plan.first_frame, plan.fps)
+    _contact_markers(scene, obj_name, report["contact_intervals"], plan.first_frame, plan.fps)
     rig_fsr = (report["fsr_after_on_rig"] or {}).get("mean")
     summary = _summary(report, rig_fsr, action.name, obj_name, plan.fps)
     scene.choreo.last_report = summary
@@ -403,6 +461,39 @@ class CHOREO_OT_fix_feet(bpy.types.Operator):
             return _fail(self, context, jobs.failure_message(exc, TITLE))
         if state == "FINISHED":
             self.report({"INFO"}, context.scene.choreo.last_report)
+        return {"FINISHED"}
+
+
+class CHOREO_OT_detect_contacts(bpy.types.Operator):
+    """Detect the selected rig's foot contacts from its motion and rebuild its contact markers (plant/lift);
+    move, add or delete markers afterwards and Fix Feet follows them"""
+    bl_idname = "choreo.detect_contacts"
+    bl_label = "Detect Contacts"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        return jobs.poll_idle(cls) and obj is not None and obj.type == "ARMATURE"
+
+    def execute(self, context):
+        from ..core_models.frdm import FootFixError, V_TH_REPAIR, contact_intervals, detect_contacts
+        from ..core_models.io.retarget import canonical_joints, detect_unit_scale
+        from ..core_models.motion import resample_linear
+
+        obj = context.active_object
+        try:
+            plan = plan_fix(context, obj)
+            body = canonical_joints(world_core(plan.pose), plan.pose.names, plan.mapping)
+            joints = body * float(detect_unit_scale(body))
+            at_30 = resample_linear(joints, plan.fps, 30.0) if abs(plan.fps - 30.0) > 1e-6 else joints
+            info = detect_contacts(at_30, 30.0, plan.overrides, plan.options["has_toes"], v_th=V_TH_REPAIR)
+        except (ValueError, OSError, FootFixError) as exc:
+            return _fail(self, context, str(exc))
+        count = _contact_markers(context.scene, obj.name, contact_intervals(info.contacts), plan.first_frame, plan.fps)
+        context.scene.choreo.last_report = (f"{obj.name}: {count // 2} contacts detected as plant/lift markers; "
+                                            "edit them and run Fix Feet")
+        self.report({"INFO"}, context.scene.choreo.last_report)
         return {"FINISHED"}
 
 
@@ -477,7 +568,7 @@ class CHOREO_OT_remap_bones(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (CHOREO_OT_fix_feet, CHOREO_OT_contact_override_add, CHOREO_OT_contact_override_remove,
+classes = (CHOREO_OT_fix_feet, CHOREO_OT_detect_contacts, CHOREO_OT_contact_override_add, CHOREO_OT_contact_override_remove,
            CHOREO_OT_remap_bones)
 
 register, unregister = bpy.utils.register_classes_factory(classes)

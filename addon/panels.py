@@ -8,7 +8,7 @@ from .foot_fix import TITLE as FIX_TITLE
 from .generate import TITLE as GENERATE_TITLE
 from .generate import reference_summary, weight_set_folder
 from .operators import sound_strips
-from .preferences import ADDON_ID, library_folder, library_hint, missing_modules, weight_set_hint
+from .preferences import ADDON_ID, library_folder, library_hint, missing_modules, trained_genres, weight_set_hint
 
 
 def draw_job_progress(layout, job) -> None:
@@ -69,6 +69,15 @@ class CHOREO_PT_generate(_ChoreoPanel, bpy.types.Panel):
                 layout.label(text="No music on the timeline", icon="SOUND")
             layout.operator("choreo.add_sound", icon="FILE_SOUND")
         layout.prop(settings, "genre")
+        try:
+            trained = trained_genres(weight_set_folder(context)[0])
+        except ValueError:
+            trained = {}
+        if trained and settings.genre not in trained:
+            box = layout.box()
+            box.alert = not settings.allow_untrained_genre
+            box.label(text=f"{settings.genre} is not a trained genre of this weight set", icon="ERROR")
+            box.prop(settings, "allow_untrained_genre")
         layout.row().prop(settings, "length_mode", expand=True)
         if settings.length_mode == "RANGE":
             row = layout.row(align=True)
@@ -123,6 +132,7 @@ class CHOREO_PT_generate_advanced(_ChoreoPanel, bpy.types.Panel):
         col.prop(settings, "top_k")
         col.prop(settings, "top_p")
         layout.prop(settings, "window_mode")
+        layout.prop(settings, "allow_untrained_genre")
         layout.prop(settings, "weights_override", text="Scene weights")
 
 
@@ -179,6 +189,7 @@ class CHOREO_PT_foot_fix(_ChoreoPanel, bpy.types.Panel):
             row = layout.row()
             row.scale_y = 1.4
             row.operator("choreo.fix_feet", icon="MOD_DYNAMICPAINT")
+            layout.operator("choreo.detect_contacts", icon="MARKER_HLT")
         report = action_report(obj)
         if report:
             box = layout.box()

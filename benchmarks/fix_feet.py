@@ -135,7 +135,10 @@ def _clips(corpus: str, names: list[str], max_clips: int):
     from core_models.data import mocap_dir
     from core_models.io import load_body_clip
 
-    folder = mocap_dir(corpus)
+    try:
+        folder = mocap_dir(corpus)
+    except ValueError:                       # a core_models.data that does not know the corpus
+        return None
     if folder is None:
         return None
     paths = {p.name: p for p in folder.rglob("*.bvh")}

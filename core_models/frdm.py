@@ -220,6 +220,11 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.nonzero(d == 1)[0].tolist(), np.nonzero(d == -1)[0].tolist()))
 
 
+def contact_intervals(contacts: np.ndarray) -> dict:
+    """Per-foot [start, end) frame intervals of (T, 2) contacts [left, right]: {"left": [[s, e], ...], ...}."""
+    return {s: [list(r) for r in _runs(contacts[:, i])] for i, s in enumerate(("left", "right"))}
+
+
 def clean_contacts(mask: np.ndarray, max_gap: int = MAX_GAP_FRAMES, min_len: int = MIN_CONTACT_FRAMES) -> np.ndarray:
     """Fill gaps of up to ``max_gap`` frames inside a contact, then drop contacts shorter than ``min_len``."""
     out = np.asarray(mask, bool).copy()
@@ -1205,7 +1210,7 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
             "max_foot_displacement_m": round(float(np.linalg.norm(out[:, foot] - joints[:, foot], axis=-1).max()), 6),
             "upper_body_change_m": round(upper_body_change(joints, out), 9),
             "contact_frames": {"left": int(contacts[:, 0].sum()), "right": int(contacts[:, 1].sum())},
-            "contact_intervals": {s: [list(r) for r in _runs(contacts[:, i])] for i, s in enumerate(("left", "right"))},
+            "contact_intervals": contact_intervals(contacts),
             "floor_height_m": None if floor is None else round(float(floor), 5),
             "has_toes": has_toes, "notes": notes,
             "orientation": None if orient is None else {"verdict": orient.verdict, "up": orient.up,

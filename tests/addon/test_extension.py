@@ -1367,3 +1367,46 @@ def test_disable_and_remove_leaves_nothing_behind(ext):
             assert not [h for h in handlers if "choreo" in getattr(h, "__module__", "")], name
     jobs = ext.addon.jobs
     assert not bpy.app.timers.is_registered(jobs._poll)
+
+
+def test_contact_markers_are_the_source_of_truth_for_fix_feet(scene, tmp_path):
+    """Detect Contacts writes plant/lift markers; a moved plant marker changes what the next Fix Feet plants,
+    a deleted pair removes that contact."""
+    bvh = _skated_cmu_bvh(tmp_path / "markers.bvh")
+    assert bpy.ops.choreo.import_mocap(filepath=str(bvh)) == {"FINISHED"}
+    rig = bpy.context.active_object
+    rig.choreo.foot_method = "IK_LOCK"
+    assert bpy.ops.choreo.detect_contacts() == {"FINISHED"}, scene.choreo.last_report
+    prefix = f"Choreo {rig.name} "
+    plants = sorted((m for m in scene.timeline_markers if m.name == prefix + "L plant"), key=lambda m: m.frame)
+    lifts = sorted((m for m in scene.timeline_markers if m.name == prefix + "L lift"), key=lambda m: m.frame)
+    assert plants and len(plants) == len(lifts)
+    first = int(rig.animation_data.action.frame_range[0])
+    fps = scene.render.fps / scene.render.fps_base
+    # move the first left plant 20 frames later (the foot lands later)
+    span = lifts[0].frame - plants[0].frame
+    assert span > 25, span
+    plants[0].frame += 20
+    assert bpy.ops.choreo.fix_feet() == {"FINISHED"}, scene.choreo.last_report
+    report = json.loads(rig.animation_data.action["choreo_foot_fix"])
+    assert report["contacts_source"] == "given" and "plant/lift marker" in " ".join(report["notes"])
+    left = report["contact_intervals"]["left"]
+    assert left[0][0] == int(round((plants[0].frame - first) * 30.0 / fps))
+    # the markers now say what was planted (rewritten from the fix), the moved one kept its place
+    again = sorted(m.frame for m in scene.timeline_markers if m.name == prefix + "L plant")
+    assert again[0] == plants[0].frame
+    # the frames between the old and the new plant are no longer planted: with the markers as detected, the
+    # fix plants them
+    rig.animation_data.action = bpy.data.actions[report["source_action"]]
+    assert bpy.ops.choreo.detect_contacts() == {"FINISHED"}
+    assert bpy.ops.choreo.fix_feet() == {"FINISHED"}
+    detected = json.loads(rig.animation_data.action["choreo_foot_fix"])["contact_intervals"]["left"]
+    assert detected[0][0] < left[0][0]
+    # delete the first left pair: that contact is gone from the next fix
+    rig.animation_data.action = bpy.data.actions[report["source_action"]]
+    for kind in ("plant", "lift"):
+        scene.timeline_markers.remove(min((m for m in scene.timeline_markers if m.name == prefix + "L " + kind),
+                                          key=lambda m: m.frame))
+    assert bpy.ops.choreo.fix_feet() == {"FINISHED"}
+    gone = json.loads(rig.animation_data.action["choreo_foot_fix"])["contact_intervals"]["left"]
+    assert len(gone) == len(detected) - 1
