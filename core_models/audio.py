@@ -204,8 +204,6 @@ def _ogg_ends_cleanly(path: Path) -> bool:
 
 def _analysis_signal(samples: np.ndarray, sr: int, fps: float, purpose: str) -> tuple[np.ndarray, int]:
     """Validated mono float32 signal resampled to ``fps * 512`` Hz (one hop per motion frame)."""
-    import librosa
-
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim == 2:  # (channels, n) as librosa returns for mono=False
         samples = samples.mean(axis=0)
@@ -224,7 +222,11 @@ def _analysis_signal(samples: np.ndarray, sr: int, fps: float, purpose: str) -> 
                          "Choose a music file with audible content")
     analysis_sr = int(round(fps * HOP_LENGTH))
     if int(sr) != analysis_sr:
-        samples = librosa.resample(samples, orig_sr=int(sr), target_sr=analysis_sr)
+        # soxr directly: the same result as librosa.resample's default (soxr_hq) without its first-call
+        # set-up, which costs seconds in a fresh process.
+        import soxr
+
+        samples = soxr.resample(samples, int(sr), analysis_sr, quality="HQ").astype(np.float32)
     return samples, analysis_sr
 
 
@@ -241,14 +243,15 @@ def music_beat_frames(samples: np.ndarray, sr: int, fps: float = 30) -> np.ndarr
     """Beat positions as motion-frame indices (int64, ascending) at ``fps``.
 
     Resamples to ``fps * 512`` Hz, separates the percussive part (HPSS), takes its onset strength
-    (hop 512, median aggregation) and runs ``librosa.beat.beat_track`` on that envelope. Raises
-    ``ValueError`` for an empty, non-finite or silent signal (no beat can be found in silence). A
-    non-silent signal without a detectable pulse gives an empty array.
+    (hop 512, median aggregation) and tracks beats on that envelope, as ``librosa.beat.beat_track``
+    does (computed by :mod:`core_models.rhythm`, without importing librosa). Raises ``ValueError`` for
+    an empty, non-finite or silent signal (no beat can be found in silence). A non-silent signal without
+    a detectable pulse gives an empty array.
     """
-    import librosa
+    from . import rhythm
 
     y, analysis_sr = _analysis_signal(samples, sr, fps, "beats")
-    return _onset_and_beats(librosa.effects.percussive(y), analysis_sr)[1]
+    return rhythm.percussive_onset_and_beats(y, analysis_sr, HOP_LENGTH)[1]
 
 
 MUSIC55_COLUMNS = {"mfcc": slice(0, 20), "mfcc_delta": slice(20, 40), "chroma": slice(40, 52),
@@ -418,8 +421,20 @@ def rhythm_features(samples: np.ndarray, sr: int, fps: float = 30) -> np.ndarray
 
     They describe when and how strongly the music pulses, not what it sounds like, so a model trained on
     synthesised accompaniment transfers to real recordings (MFCCs and chroma would not).
+
+    The onset, beat and tempogram columns are those of :func:`music_features_55`, computed by
+    :mod:`core_models.rhythm` (the same numbers as librosa's, without importing librosa and numba, whose
+    start-up costs seconds in a fresh process).
     """
-    return rhythm_from_music55(music_features_55(samples, sr, fps), fps)
+    from . import rhythm
+
+    y, analysis_sr = _analysis_signal(samples, sr, fps, "rhythm features")
+    onset, beats = rhythm.percussive_onset_and_beats(y, analysis_sr, HOP_LENGTH)
+    feats = np.zeros((onset.shape[0], 55), np.float32)
+    feats[:, MUSIC55_COLUMNS["onset"]] = onset
+    feats[beats[beats < onset.shape[0]], MUSIC55_COLUMNS["beat"]] = 1.0
+    feats[:, MUSIC55_COLUMNS["tempogram0"]] = rhythm.tempogram(onset)[0]
+    return rhythm_from_music55(feats, fps)
 
 
 def rhythm_from_music55(feats55: np.ndarray, fps: float = 30) -> np.ndarray:
