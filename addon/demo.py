@@ -33,17 +33,15 @@ def _synth_music(path: Path, seconds: float) -> None:
     soundfile.write(path, synth_accompaniment(beats, int(seconds * 30), sr=44100, seed=7), 44100)
 
 
-def _starter_library(dest: Path) -> str | None:
-    """The starter library built from ../shared/data/mocap when it is there (its clips are never shipped:
-    they are derived from data that stays outside the project); a note when it is not."""
-    from ..core_models.library import Library, build_starter
+def _generation_record() -> dict:
+    """What Generate recorded on the demo's action (references, notes, fk error, stage), as JSON."""
+    import bpy
 
-    if (dest / "library.json").is_file() and len(Library(dest)):
-        return None
-    report = build_starter(dest)
-    if report["added"]:
-        return None
-    return "no shared mocap to build the starter library from: generated without references"
+    for action in bpy.data.actions:
+        record = action.get("choreo_generation")
+        if record is not None:
+            return json.loads(json.dumps(record.to_dict(), default=str))
+    return {}
 
 
 def _stick_figure(obj, scene) -> list:
@@ -75,18 +73,38 @@ def _stick_figure(obj, scene) -> list:
     return made + [head]
 
 
-def _stage(scene, obj) -> None:
+def _facing(joints):
+    """The dancer's mean facing (unit vector, Blender space) and mean pelvis position over a core-space dance."""
+    import numpy as np
+
+    from .space import to_blender
+
+    across = joints[:, 1] - joints[:, 2]                       # right hip -> left hip (core: left is +X)
+    forward = np.cross(across, np.array([0.0, 1.0, 0.0]))      # core: faces +Z when left is +X
+    forward[:, 1] = 0.0
+    forward /= np.maximum(np.linalg.norm(forward, axis=-1, keepdims=True), 1e-9)
+    mean = forward.mean(axis=0)
+    mean = mean / max(float(np.linalg.norm(mean)), 1e-9) if np.linalg.norm(mean) > 1e-3 else np.array([0, 0, 1.0])
+    return to_blender(mean), to_blender(joints[:, 0].mean(axis=0))
+
+
+def _stage(scene, obj, joints) -> None:
+    """A floor, and a camera in front of the dancer and to its side (a front three-quarter view of where it
+    faces on average) far enough to frame the whole body anywhere on the stage."""
+    import math
+
     import bpy
 
-    bpy.ops.mesh.primitive_plane_add(size=80.0)          # the dancer travels
-    floor = bpy.context.active_object
-    floor.name = "demo_floor"
-    bpy.ops.object.camera_add(location=(0.0, -6.5, 1.4), rotation=(1.45, 0.0, 0.0))
+    facing, centre = _facing(joints)
+    bpy.ops.mesh.primitive_plane_add(size=60.0, location=(float(centre[0]), float(centre[1]), 0.0))
+    bpy.context.active_object.name = "demo_floor"
+    angle = math.radians(40.0)                         # 40 degrees to the dancer's left of straight ahead
+    cx = facing[0] * math.cos(angle) - facing[1] * math.sin(angle)
+    cy = facing[0] * math.sin(angle) + facing[1] * math.cos(angle)
+    bpy.ops.object.camera_add(location=(float(centre[0] + 6.0 * cx), float(centre[1] + 6.0 * cy), 1.4))
     cam = bpy.context.active_object
-    follow = cam.constraints.new("COPY_LOCATION")     # follow the dancer across the floor at a fixed distance
-    follow.target, follow.subtarget = obj, "pelvis"
-    follow.use_z, follow.use_offset = False, True
-    track = cam.constraints.new("TRACK_TO")           # and keep it in the middle of the frame
+    cam.data.lens = 45.0
+    track = cam.constraints.new("TRACK_TO")           # the pelvis stays in the middle of the frame
     track.target, track.subtarget = obj, "pelvis"
     track.track_axis, track.up_axis = "TRACK_NEGATIVE_Z", "UP_Y"
     scene.camera = cam
@@ -128,12 +146,9 @@ def run_demo(out_dir, music: str | None = None, seconds: float = 16.0, genre: st
     music_path = Path(music).resolve() if music else out / "demo_music.wav"
     if not music:
         _synth_music(music_path, seconds)
-    package = Path(__file__).resolve().parents[1]
     prefs = get_preferences(bpy.context)
-    prefs.weights_path = str(package / "core_models" / "assets" / "compact")
-    library_note = _starter_library(out / "library")
-    if library_note is None:
-        prefs.library_path = str(out / "library")
+    # What a fresh install uses: the bundled compact weight set and the starter library inside the extension.
+    prefs.weights_path, prefs.library_path = "", ""
     prefs.device = "cpu"
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = 30, 1.0
@@ -169,11 +184,12 @@ def run_demo(out_dir, music: str | None = None, seconds: float = 16.0, genre: st
         "jitter_before_fix": round(float(metrics.jitter(before)), 3), "jitter": round(float(metrics.jitter(after)), 3),
         "foot_fix_method": fix["method"], "floor_height_m": fix["floor_height_m"],
         "generate_report": generate_report, "fix_feet_report": fix_report,
-        "library": library_note or str(out / "library"),
+        "library": "starter library shipped with the extension",
+        "generation": _generation_record(),
     }
 
     _stick_figure(dancer, scene)
-    _stage(scene, dancer)
+    _stage(scene, dancer, after)
     blend = out / "demo.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True)
     t = time.perf_counter()
@@ -195,6 +211,51 @@ def run_demo(out_dir, music: str | None = None, seconds: float = 16.0, genre: st
     return report
 
 
+def render_genre_stills(out_dir, music: str | None = None, seconds: float = 16.0, per_genre: int = 6) -> dict:
+    """One dance per trained genre of the bundled weight set, each rendered at ``per_genre`` evenly spaced
+    frames (``OUT/genres/<genre>_<frame>.png``): what an animator sees of every genre."""
+    import bpy
+
+    from .armature import armature_skeleton
+    from .generate import weight_set_folder
+    from .keyframes import read_motion
+    from .preferences import get_preferences, trained_genres
+
+    out = Path(out_dir).resolve() / "genres"
+    out.mkdir(parents=True, exist_ok=True)
+    music_path = Path(music).resolve() if music else out / "genre_music.wav"
+    if not music:
+        _synth_music(music_path, seconds)
+    prefs = get_preferences(bpy.context)
+    prefs.weights_path, prefs.library_path, prefs.device = "", "", "cpu"
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 30, 1.0
+    settings = scene.choreo
+    settings.music_source, settings.music_file, settings.start_frame = "FILE", str(music_path), 1
+    shown = []
+    stills = {}
+    for genre in trained_genres(weight_set_folder(bpy.context)[0]):
+        for obj in shown:
+            obj.hide_render = True
+        settings.genre = genre
+        if bpy.ops.choreo.generate() != {"FINISHED"}:
+            raise RuntimeError(f"Generate failed for {genre}: {settings.last_report}")
+        dancer = bpy.context.active_object
+        shown = [dancer] + _stick_figure(dancer, scene)
+        for obj in [o for o in scene.objects if o.name.startswith("demo_floor") or o.type == "CAMERA"]:
+            bpy.data.objects.remove(obj)
+        _stage(scene, dancer, read_motion(dancer, armature_skeleton(dancer), scene=scene).joints()[:, :22])
+        frames = int(dancer.animation_data.action["choreo_frames"])
+        picks = [int(round(1 + k * (frames - 1) / (per_genre - 1))) for k in range(per_genre)]
+        stills[genre] = []
+        for frame in picks:
+            scene.frame_set(frame)
+            scene.render.filepath = str(out / f"{genre}_{frame:04d}.png")
+            bpy.ops.render.render(write_still=True)
+            stills[genre].append(scene.render.filepath)
+    return stills
+
+
 def _bootstrap(argv) -> int:
     """From a checkout: build + install the extension into a temporary Blender home, run the demo there."""
     import argparse
@@ -205,7 +266,9 @@ def _bootstrap(argv) -> int:
     ap.add_argument("out", nargs="?", default="demo_output")
     ap.add_argument("--music", default=None, help="music file (default: synthesised drums and bass)")
     ap.add_argument("--seconds", type=float, default=16.0, help="length of the synthesised music")
-    ap.add_argument("--genre", default="Popular")   # on the demo music, seeds 0/1/42: BAS 0.25 Popular, 0.17 Latin
+    ap.add_argument("--genre", default="Popular")
+    ap.add_argument("--genre-stills", action="store_true",
+                    help="instead: one dance per trained genre, 6 rendered frames each (OUT/genres)")
     args = ap.parse_args(argv)
     home = tempfile.mkdtemp(prefix="choreo-demo-blender-")
     os.environ["BLENDER_USER_RESOURCES"] = home
@@ -229,6 +292,9 @@ def _bootstrap(argv) -> int:
         print("error: installing the extension failed", file=sys.stderr)
         return 2
     demo = importlib.import_module("bl_ext.user_default.choreo.addon.demo")
+    if args.genre_stills:
+        print(json.dumps(demo.render_genre_stills(args.out, args.music, args.seconds), indent=2))
+        return 0
     report = demo.run_demo(args.out, args.music, args.seconds, args.genre)
     print(json.dumps(report, indent=2))
     return 0

@@ -17,7 +17,7 @@ import bpy
 
 from . import jobs
 from .operators import _dancer_skeleton, _fail, add_sound_strip, dancer_with_motion, remove_dancer, sound_strips
-from .preferences import get_preferences, library_folder
+from .preferences import bundled_weight_set, get_preferences, library_folder, trained_genres, use_starter_library
 
 TITLE = "Generate"
 NO_WEIGHT_SET = ("No weight set: choose a weight-set folder (with config.json) in Preferences > Add-ons > Choreo, "
@@ -104,7 +104,10 @@ def weight_set_folder(context) -> tuple[str, str]:
     prefs = get_preferences(context)
     path = prefs.weights_path.strip() if prefs is not None else ""
     if not path:
-        raise ValueError(NO_WEIGHT_SET)
+        bundled = bundled_weight_set()
+        if not bundled:
+            raise ValueError(NO_WEIGHT_SET)
+        return bundled, "bundled"
     return _abs_file(path), "preferences"
 
 
@@ -113,34 +116,37 @@ def reference_summary(context) -> str:
     pins = len(context.scene.choreo.library_pins)
     if pins:
         return f"Using {pins} pinned reference{'s' if pins != 1 else ''}"
-    if library_folder(context):
-        return "Automatic references from the library"
+    mine, starter = bool(library_folder(context)), use_starter_library(context)
+    if mine and starter:
+        return "Automatic references from your library and the starter library"
+    if mine or starter:
+        return f"Automatic references from {'your library' if mine else 'the starter library'}"
     return "No reference library: generating without references"
 
 
 def reference_plan(context, genre: str):
     """What Generate hands the core: ``(library, references, mode, note)``.
 
-    Pinned clips (the Library section's pins, best first) are passed by name with the library of the
-    preferences; without pins the references are retrieved from that library ("auto"); without a library,
-    none. ValueError (LibraryError) with a user-facing message when the library cannot be opened or a pinned
-    clip is not in it.
+    The libraries are the preferences' own (when set) and the starter library shipped with Choreo, seen as
+    one. Pinned clips (the Library section's pins, best first) are passed by name; without pins the
+    references are retrieved ("auto"); with no library at all, none. ValueError (LibraryError) with a
+    user-facing message when the user's library cannot be opened or a pinned clip is in neither.
     """
-    from ..core_models.library import Library
+    from ..core_models.starter_library import open_libraries
 
     pins = [p.name for p in context.scene.choreo.library_pins]
     folder = library_folder(context)
-    if not folder:
+    library = open_libraries(folder or None, with_shipped=use_starter_library(context))
+    if not library.libraries:
         if pins:
             raise ValueError(f"{len(pins)} pinned reference(s) but no reference library: choose the library "
                              "folder in Preferences > Add-ons > Choreo, or unpin them in the Library section")
-        return None, "auto", "none", ""          # the core notes that there was no library
-    library = Library(folder)
+        return None, "auto", "none", "; ".join(library.notes)    # the core notes that there was no library
     if pins:
         missing = [p for p in pins if p not in library]
         if missing:
-            raise ValueError(f"pinned clip(s) {', '.join(repr(m) for m in missing)} are not in the library "
-                             f"'{folder}': unpin them in the Library section")
+            raise ValueError(f"pinned clip(s) {', '.join(repr(m) for m in missing)} are not in "
+                             f"{library.describe()}: unpin them in the Library section")
         return library, pins, "pinned", ""
     return library, "auto", "auto", ""          # an empty genre: the core generates without and notes it
 
@@ -234,10 +240,10 @@ class CHOREO_OT_generate(bpy.types.Operator):
         device, dtype, backend = _device_and_dtype(context)
         options = dict(seed=settings.seed, temperature=settings.temperature, top_k=settings.top_k,
                        top_p=settings.top_p, window_mode=settings.window_mode, device=device, dtype=dtype,
-                       backend=backend)
+                       backend=backend, allow_untrained_genre=settings.allow_untrained_genre)
         genre = settings.genre
         scene_name = scene.name
-        library_path = str(library.path) if library is not None else ""
+        library_path = library.describe() if library is not None else ""
 
         def work(progress, cancel):
             from ..core_models.io.motion_file import body_motion_from_joints
@@ -271,7 +277,10 @@ class CHOREO_OT_generate(bpy.types.Operator):
                     "top_p": float(options["top_p"]), "window_mode": result.window_mode,
                     "weight_set": result.weight_set, "device": result.device, "dtype": result.dtype,
                     "reference_mode": ref_mode, "library": library_path,
-                    "references": [[_reference_label(r) for r in w["references"]] for w in result.references]}
+                    "references": [[_reference_label(r) for r in w["references"]] for w in result.references],
+                    "fk_error_m": float(result.fk_error_m),
+                    "stage": {k: float(v) for k, v in result.stage.items()},
+                    "notes": [str(n) for n in result.notes]}
                 strip_note = f", in sync with '{span.strip}'" if span.strip else ""
                 if not span.strip:
                     strip, added = _file_strip(target, span, last)

@@ -15,19 +15,33 @@ from bpy.props import StringProperty
 
 from .generate import _device_and_dtype, _scene_fps, music_span, weight_set_folder
 from .operators import _fail, _run, constraint_note, dancer_with_motion, rig_action, rig_body_joints, rig_positions
-from .preferences import library_folder, library_hint
+from .preferences import library_folder, library_hint, use_starter_library
 
 CLIP_PROP = "choreo_library_clip"          # on a preview dancer: the clip it plays
 
 
 def open_library(context=None):
-    """The core ``Library`` of the preferences' folder; ValueError (LibraryError) saying what is wrong."""
+    """What the Library section browses and Generate retrieves from: the preferences' library (when one is
+    set) and the starter library shipped with Choreo, as one read-only stack; ValueError (LibraryError) when
+    the preferences name a folder that is not a usable library."""
+    from ..core_models.starter_library import open_libraries
+
+    folder = library_folder(context)
+    if folder:
+        problem = library_hint(folder)
+        if problem:
+            raise ValueError(problem)
+    return open_libraries(folder or None, with_shipped=use_starter_library(context))
+
+
+def open_user_library(context=None):
+    """The user's own library (where clips are added and removed); ValueError saying what is wrong."""
     from ..core_models.library import Library
 
     folder = library_folder(context)
     problem = library_hint(folder)
     if problem:
-        raise ValueError(problem)
+        raise ValueError(problem + " (clips you add go to your own library; the starter library is read-only)")
     return Library(folder)
 
 
@@ -45,9 +59,10 @@ def refresh_clips(scene, library) -> None:
         item.genre, item.subgenre = clip.genre, clip.subgenre
         item.frames, item.duration = clip.frames, clip.duration
         item.licence, item.source = clip.licence, clip.source
+        item.shipped = library.is_shipped(clip.name)
     names = [c.name for c in clips]
     settings.library_index = names.index(selected) if selected in names else 0
-    settings.library_shown = str(library.path)
+    settings.library_shown = str(library.path or "")
     settings.library_status = ""
 
 
@@ -61,7 +76,7 @@ def refresh_quietly(scene) -> None:
     except (ValueError, OSError, ImportError) as exc:
         settings.library_clips.clear()
         settings.library_shown = library_folder()
-        settings.library_status = "" if not settings.library_shown else str(exc)
+        settings.library_status = str(exc)
 
 
 def _selected_clip(context, name: str = "") -> str:
@@ -183,7 +198,7 @@ class CHOREO_OT_library_preview(bpy.types.Operator):
             label = f"Preview {name}"
             obj, action = dancer_with_motion(bpy.context, motion, scene, start, name=label, action_name=label)
             obj[CLIP_PROP] = name
-            obj.choreo.source_file = str(library.path / info.file)
+            obj.choreo.source_file = str(library.owner(name).path / info.file)
             last = start + int(action["choreo_frames"]) - 1
             scene.frame_end = max(scene.frame_end, last)
             scene.frame_start = min(scene.frame_start, start)
@@ -258,13 +273,17 @@ class CHOREO_OT_library_remove(bpy.types.Operator):
         try:
             library = open_library(context)
             name = _selected_clip(context, self.clip)
-            library.remove(name)
+            if name in library and library.is_shipped(name):
+                raise ValueError(f"'{name}' is part of the starter library that ships with Choreo and cannot be "
+                                 "removed; filter the list by genre or name to hide it")
+            user = open_user_library(context)
+            user.remove(name)
         except (ValueError, OSError) as exc:
             return _fail(self, context, str(exc))
         if name in settings.library_pins:
             settings.library_pins.remove(settings.library_pins.find(name))
-        refresh_clips(context.scene, library)
-        settings.last_report = f"Removed '{name}' from the library ({len(library)} clips left)"
+        refresh_clips(context.scene, open_library(context))
+        settings.last_report = f"Removed '{name}' from your library ({len(user)} clips left)"
         return {"FINISHED"}
 
 
@@ -305,7 +324,7 @@ class CHOREO_OT_library_add_action(bpy.types.Operator):
         licence = (self.licence or form.library_new_licence).strip() or "unknown"
         fps = _scene_fps(scene)
         try:
-            library = open_library(context)
+            library = open_user_library(context)
             genre, subgenre = resolve_genre(self.genre or form.library_new_genre, subgenre or None)
             if name in library:
                 raise ValueError(f"A clip named '{name}' is already in the library: choose another name in the "
@@ -427,7 +446,7 @@ class CHOREO_UL_library_clips(bpy.types.UIList):
     def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
         pinned = item.name in context.scene.choreo.library_pins
         split = layout.split(factor=0.4)
-        split.label(text=item.name, icon="PINNED" if pinned else "ARMATURE_DATA")
+        split.label(text=item.name, icon="PINNED" if pinned else ("LOCKED" if item.shipped else "ARMATURE_DATA"))
         split = split.split(factor=0.45)
         split.label(text=f"{item.genre} / {item.subgenre}" if item.subgenre else item.genre)
         split = split.split(factor=0.4)

@@ -253,35 +253,39 @@ class CHOREO_PT_library(_ChoreoPanel, bpy.types.Panel):
         layout = self.layout
         settings = context.scene.choreo
         folder = library_folder(context)
-        problem = library_hint(folder)
+        problem = library_hint(folder) if folder else ""
         box = layout.box()
+        row = box.row()
         if problem:
-            box.alert = bool(folder)
-            box.label(text=problem, icon="ERROR" if folder else "INFO")
+            box.alert = True
+            row.label(text=problem, icon="ERROR")
             row = box.row()
-            if folder:
-                row.operator("choreo.library_create", icon="NEWFOLDER")
+            row.operator("choreo.library_create", icon="NEWFOLDER")
             row.operator("preferences.addon_show", text="Open Preferences", icon="PREFERENCES").module = ADDON_ID
         else:
-            row = box.row()
-            row.label(text=f"Library: {os.path.basename(folder) or folder}", icon="ASSET_MANAGER")
-            row.operator("choreo.library_refresh", text="", icon="FILE_REFRESH")
-            if settings.library_status:
-                box.alert = True
-                box.label(text=settings.library_status, icon="ERROR")
+            text = (f"Starter library + {os.path.basename(folder) or folder}" if folder
+                    else "Starter library (read-only); your own: Preferences")
+            row.label(text=text, icon="ASSET_MANAGER")
+            if not folder:
+                row.operator("preferences.addon_show", text="", icon="PREFERENCES").module = ADDON_ID
+        row.operator("choreo.library_refresh", text="", icon="FILE_REFRESH")
+        if settings.library_status:
+            box.alert = True
+            box.label(text=settings.library_status, icon="ERROR")
+            if folder:
                 box.operator("choreo.library_repair", icon="TOOL_SETTINGS")
-            elif settings.library_shown != folder:
-                box.label(text="Press Refresh to list this library's clips", icon="INFO")
-            row = layout.row(align=True)
-            row.prop(settings, "library_genre", text="")
-            row.prop(settings, "library_text", text="", icon="VIEWZOOM")
-            layout.template_list("CHOREO_UL_library_clips", "", settings, "library_clips", settings, "library_index",
-                                 rows=4)
-            row = layout.row(align=True)
-            row.enabled = len(settings.library_clips) > 0
-            row.operator("choreo.library_preview", icon="PLAY")
-            row.operator("choreo.library_pin", icon="PINNED")
-            row.operator("choreo.library_remove", text="", icon="TRASH")
+        elif not len(settings.library_clips):
+            box.label(text="Press Refresh to list the clips", icon="INFO")
+        row = layout.row(align=True)
+        row.prop(settings, "library_genre", text="")
+        row.prop(settings, "library_text", text="", icon="VIEWZOOM")
+        layout.template_list("CHOREO_UL_library_clips", "", settings, "library_clips", settings, "library_index",
+                             rows=4)
+        row = layout.row(align=True)
+        row.enabled = len(settings.library_clips) > 0
+        row.operator("choreo.library_preview", icon="PLAY")
+        row.operator("choreo.library_pin", icon="PINNED")
+        row.operator("choreo.library_remove", text="", icon="TRASH")
         if len(settings.library_pins):
             box = layout.box()
             box.label(text=f"Pinned for Generate ({len(settings.library_pins)}, best first):", icon="PINNED")

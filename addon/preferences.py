@@ -4,7 +4,7 @@ import importlib.util
 import os
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 ADDON_ID = __package__.rpartition(".")[0] or __package__
 REQUIRED_MODULES = ("numpy", "scipy", "librosa", "soundfile", "safetensors", "smplx")
@@ -33,9 +33,42 @@ def get_preferences(context=None):
     return addon.preferences if addon is not None else None
 
 
+def bundled_weight_set() -> str:
+    """The compact weight set shipped inside the extension (Generate's default), or '' if it is missing."""
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "core_models", "assets",
+                          "compact")
+    return folder if os.path.isfile(os.path.join(folder, "config.json")) else ""
+
+
+def trained_genres(folder: str) -> dict:
+    """Genre -> minutes of training dance recorded in a weight set's config.json ({} when it does not say or
+    cannot be read); cached per file modification time, since menus ask for it on every redraw."""
+    path = os.path.join(folder, "config.json") if folder else ""
+    try:
+        stamp = os.stat(path).st_mtime_ns
+    except OSError:
+        return {}
+    cached = _TRAINED_GENRES.get(path)
+    if cached is None or cached[0] != stamp:
+        import json
+
+        try:
+            genres = json.loads(open(path, encoding="utf-8").read()).get("trained_genres") or {}
+            genres = {str(g): float(m) for g, m in genres.items()}
+        except (OSError, ValueError, AttributeError, TypeError):
+            genres = {}
+        cached = _TRAINED_GENRES[path] = (stamp, genres)
+    return cached[1]
+
+
+_TRAINED_GENRES: dict[str, tuple] = {}
+
+
 def weight_set_hint(path: str) -> str:
     """A one-line problem with a weight-set folder setting (cheap enough for draw()), or ''."""
     if not path.strip():
+        if bundled_weight_set():
+            return "Empty: Generate uses the compact weight set bundled with Choreo"
         return "No weight set yet: choose a weight-set folder (with config.json) to generate dances"
     folder = bpy.path.abspath(path)
     if not os.path.isdir(folder):
@@ -50,6 +83,12 @@ def library_folder(context=None) -> str:
     prefs = get_preferences(context)
     path = prefs.library_path.strip() if prefs is not None else ""
     return os.path.normpath(bpy.path.abspath(path)) if path else ""
+
+
+def use_starter_library(context=None) -> bool:
+    """Whether Generate and the Library section use the starter library that ships with Choreo."""
+    prefs = get_preferences(context)
+    return True if prefs is None else bool(prefs.use_starter_library)
 
 
 def library_hint(folder: str) -> str:
@@ -76,11 +115,15 @@ class ChoreoPreferences(bpy.types.AddonPreferences):
     weights_path: StringProperty(
         name="Weight set", subtype="DIR_PATH",
         description="Folder of a Choreo weight set (it holds config.json), used by Generate unless a scene "
-                    "names its own")
+                    "names its own. Empty: the compact set bundled with Choreo")
     library_path: StringProperty(
         name="Reference library", subtype="DIR_PATH", update=_library_path_changed,
         description="Folder of a Choreo reference library (it holds library.json): genre-tagged dances that "
                     "Generate retrieves as references, browsed in the Library section")
+    use_starter_library: BoolProperty(
+        name="Starter library", default=True, update=_library_path_changed,
+        description="Retrieve references from (and list) the starter library of CMU dance clips that ships with "
+                    "Choreo, besides your own library")
     frdm_weights_path: StringProperty(
         name="FRDM weights", subtype="DIR_PATH",
         description="Folder of an FRDM foot-fix weight set (it holds config.json). Empty: the set bundled with "
@@ -107,6 +150,7 @@ class ChoreoPreferences(bpy.types.AddonPreferences):
         if hint:
             layout.label(text=hint, icon="INFO" if not self.weights_path else "ERROR")
         layout.prop(self, "library_path")
+        layout.prop(self, "use_starter_library")
         folder = os.path.normpath(bpy.path.abspath(self.library_path)) if self.library_path.strip() else ""
         hint = library_hint(folder)
         if hint:

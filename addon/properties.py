@@ -9,6 +9,34 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
 GENRES = ("Ballet", "Popular", "Latin", "Modern", "Folk", "Classic")
 
 
+_GENRE_ITEMS: dict = {}          # Blender needs the menu's strings kept alive while the menu shows them
+
+
+def genre_items(self, context):
+    """Genres of the weight set in use: trained ones first (with their minutes), the others marked."""
+    from .generate import weight_set_folder
+    from .preferences import trained_genres
+
+    try:
+        trained = trained_genres(weight_set_folder(context)[0]) if context is not None else {}
+    except ValueError:
+        trained = {}
+    key = tuple(sorted(trained.items()))
+    if key not in _GENRE_ITEMS:
+        order = sorted(range(len(GENRES)), key=lambda i: (bool(trained) and GENRES[i] not in trained, i))
+        items = []
+        for i in order:
+            g = GENRES[i]
+            if not trained or g in trained:
+                label = f"{g} ({trained[g]:.0f} min)" if g in trained else g
+                items.append((g, label, f"Dance in the {g.lower()} style", "", i))
+            else:
+                items.append((g, f"{g} (not trained)", f"The weight set was not trained on {g}: Generate refuses it "
+                              "unless 'Allow untrained genres' is on", "ERROR", i))
+        _GENRE_ITEMS[key] = items
+    return _GENRE_ITEMS[key]
+
+
 class ChoreoBoneMapItem(bpy.types.PropertyGroup):
     canonical: StringProperty(name="Canonical joint", description="SMPL-X body joint")
     bone: StringProperty(name="Bone", description="Bone of this rig that drives the canonical joint; "
@@ -36,6 +64,8 @@ class ChoreoLibraryClip(bpy.types.PropertyGroup):
     duration: FloatProperty(name="Duration", unit="TIME_ABSOLUTE", description="Length in seconds")
     licence: StringProperty(name="Licence")
     source: StringProperty(name="Source")
+    shipped: BoolProperty(name="Starter library", description="Part of the starter library that ships with Choreo "
+                                                            "(read-only)")
 
 
 class ChoreoPinnedClip(bpy.types.PropertyGroup):
@@ -115,8 +145,12 @@ class ChoreoSceneSettings(bpy.types.PropertyGroup):
         ("FILE", "File", "A music file; it is added to the timeline at the start frame with the dance")))
     music_file: StringProperty(name="Music file", subtype="FILE_PATH",
                                description="Audio file to dance to (WAV, FLAC, OGG, MP3)")
-    genre: EnumProperty(name="Genre", default="Popular",
-                        items=[(g, g, f"Dance in the {g.lower()} style") for g in GENRES])
+    # Items from the weight set (trained genres first); numbers are fixed so reordering keeps the choice.
+    genre: EnumProperty(name="Genre", default=GENRES.index("Popular"), items=genre_items)
+    allow_untrained_genre: BoolProperty(
+        name="Allow untrained genres", default=False,
+        description="Generate even a genre the weight set was not trained on (the report says so; the dance may "
+                    "not be in that style)")
     length_mode: EnumProperty(name="Length", default="WHOLE", items=(
         ("WHOLE", "Whole song", "Dance to the whole music (the strip as trimmed on the timeline)"),
         ("RANGE", "Range", "Dance to part of the music only")))

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+SHIPPED_COMPACT = Path(__file__).resolve().parent / "assets" / "compact"   # the weight set the extension ships
+
 
 def clip_summary(path: str | Path, overrides: dict | None = None, unit: str = "auto") -> dict:
     """Frames, fps, duration, joint mapping and clean-mocap metrics of one motion file."""
@@ -221,11 +223,11 @@ def _cmd_generate(args) -> int:
             print(f"  {stage:15s} {pct:3d} %", file=sys.stderr, flush=True)
 
     try:
-        library = None
-        if args.library:
-            from .library import Library
+        from .starter_library import open_libraries
 
-            library = Library(args.library)
+        library = open_libraries(args.library, with_shipped=not args.no_starter_library)
+        if not library.libraries:
+            library = None
         references = None if args.no_references else (list(args.pin) if args.pin else "auto")
         result = generate(args.music, args.genre, weights=args.weights, start_s=args.start, end_s=args.end,
                           seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
@@ -251,15 +253,17 @@ def _cmd_generate(args) -> int:
 
 
 def _cmd_library(args) -> int:
-    from .library import Library, LibraryError, build_starter, import_official
+    from .library import Library, LibraryError, import_official
+    from .starter_library import build_starter
 
     try:
         if args.action == "create":
             lib = Library.create(args.folder, exist_ok=True)
             print(f"library at {lib.path} ({len(lib)} clips)")
         elif args.action == "starter":
-            report = build_starter(args.folder, max_seconds=args.max_seconds)
-            print(f"{len(report['added'])} clips added to {args.folder}")
+            report = build_starter(args.folder, weights=args.weights, max_seconds=args.max_seconds)
+            print(f"{len(report['added'])} clips added to {args.folder}"
+                  + (f", derived data for {args.weights}" if args.weights else ""))
             for name, why in report["skipped"].items():
                 print(f"  skipped {name}: {why}")
         elif args.action == "add":
@@ -287,14 +291,15 @@ def _cmd_library(args) -> int:
             for c in [] if args.json else clips:
                 print(f"{c.name:40s} {c.genre:8s} {c.subgenre or '-':12s} {c.duration:7.1f} s  {c.licence[:40]}")
         elif args.action == "search":
-            from .audio import load_audio, music_features_55
+            from .audio import load_audio
+            from .pipeline import query_features
             from .weights import load_weight_set
 
             if not args.music or not args.weights:
                 raise LibraryError("search needs --music FILE and --weights DIR")
             ws = load_weight_set(args.weights, args.device)
             samples, sr = load_audio(args.music)
-            rows = Library(args.folder).retrieve(ws, music_features_55(samples, sr), args.genre, args.top_k)
+            rows = Library(args.folder).retrieve(ws, query_features(ws, samples, sr), args.genre, args.top_k)
             for k, row in enumerate(rows):
                 print(f"window {k} ({6.4 * k:.1f} s): " + ", ".join(f"{m.name}@{m.start / 30:.1f}s {m.score:.3f}"
                                                                    for m in row))
@@ -439,7 +444,8 @@ def main(argv=None) -> int:
     p = sub.add_parser("generate", help="generate a dance for a music file")
     p.add_argument("--music", required=True, help="audio file (WAV, FLAC, OGG, MP3)")
     p.add_argument("--genre", default="Popular", help="Ballet, Popular, Latin, Modern, Folk or Classic")
-    p.add_argument("--weights", required=True, help="weight-set folder (config.json + safetensors)")
+    p.add_argument("--weights", default=str(SHIPPED_COMPACT),
+                   help="weight-set folder (config.json + safetensors); default: the compact set shipped with Choreo")
     p.add_argument("--out", required=True, help="output .bvh or .npz")
     p.add_argument("--start", type=float, default=0.0, help="start of the music span in seconds")
     p.add_argument("--end", type=float, default=None, help="end of the music span in seconds (default: the end)")
@@ -451,7 +457,10 @@ def main(argv=None) -> int:
     p.add_argument("--no-references", action="store_true", help="generate without reference dances")
     p.add_argument("--allow-untrained-genre", action="store_true",
                    help="generate a genre the weight set was not trained on (the report notes it)")
-    p.add_argument("--library", help="reference library folder (references are retrieved from it)")
+    p.add_argument("--library", help="your reference library folder (references are retrieved from it and from the "
+                                     "starter library that ships with Choreo)")
+    p.add_argument("--no-starter-library", action="store_true",
+                   help="do not retrieve from the starter library shipped with Choreo")
     p.add_argument("--pin", action="append", default=[], help="library clip to use as reference (repeatable)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--precision", default=None, help="fp32, bf16 or fp16 (default: bf16 on CUDA, fp32 on CPU)")
@@ -471,9 +480,10 @@ def main(argv=None) -> int:
     p.add_argument("--licence", default="unknown", help="licence of the added clips")
     p.add_argument("--replace", action="store_true", help="add: replace a clip of the same name")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--max-seconds", type=float, default=60.0, help="starter: cut longer clips")
+    p.add_argument("--max-seconds", type=float, default=40.0, help="starter: cut longer clips")
     p.add_argument("--music", help="search: audio file")
-    p.add_argument("--weights", help="search / import-official: weight-set folder")
+    p.add_argument("--weights", help="search / import-official: weight-set folder; starter: also compute its "
+                                     "derived data (tokens, embeddings) into the library")
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--device", default="auto")
     p.add_argument("--embeddings", help="import-official: retrievalnet_motion_embeddings.npz")

@@ -14,7 +14,9 @@ import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ARCHIVES = {"bandai": "bandai_namco_bvh.tar.xz", "cmu": "cmu_salsa_bvh.tar.xz"}
+ARCHIVES = {"bandai": "bandai_namco_bvh.tar.xz", "cmu": "cmu_salsa_bvh.tar.xz", "cmu_dance": "cmu_dance_bvh.tar.xz"}
+# The folder inside each archive that holds its BVH files.
+ARCHIVE_FOLDERS = {"bandai": "dataset", "cmu": "cmu_salsa", "cmu_dance": "cmu_dance"}
 
 
 def _shared_data_path() -> Path:
@@ -50,7 +52,7 @@ def _extract_once(archive: Path, dest: Path) -> Path:
 
 
 def mocap_dir(corpus: str) -> Path | None:
-    """Folder holding the BVH files of ``corpus`` ('bandai' or 'cmu'), or None when the data is absent."""
+    """Folder holding the BVH files of ``corpus`` ('bandai', 'cmu' or 'cmu_dance'), or None when absent."""
     if corpus not in ARCHIVES:
         raise ValueError(f"unknown corpus '{corpus}'; choose one of {sorted(ARCHIVES)}")
     override = os.environ.get("CHOREO_MOCAP_DIR")
@@ -62,7 +64,7 @@ def mocap_dir(corpus: str) -> Path | None:
         if archive is None or not archive.is_file():
             return None
         root = _extract_once(archive, cache_dir() / "mocap" / corpus)
-    sub = root / ("dataset" if corpus == "bandai" else "cmu_salsa")
+    sub = root / ARCHIVE_FOLDERS[corpus]
     return sub if sub.is_dir() else None
 
 

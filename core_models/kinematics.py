@@ -141,7 +141,9 @@ def fit_skeleton(joints: np.ndarray, template: Skeleton, source: str = "fitted")
     """
     joints = np.asarray(joints, dtype=np.float64)
     parents = np.array(template.parents)
-    lengths = np.median(np.linalg.norm(joints[:, 1:] - joints[:, parents[1:]], axis=-1), axis=0)
+    bone_lengths = np.linalg.norm(joints[:, 1:] - joints[:, parents[1:]], axis=-1)
+    # the middle of the range (robust ends): the length that keeps the largest stretch either way smallest
+    lengths = 0.5 * (np.percentile(bone_lengths, 1, axis=0) + np.percentile(bone_lengths, 99, axis=0))
     offsets = template.offsets.copy()
     offsets[1:] = normalize(template.offsets[1:]) * lengths[:, None]
     for j in range(template.num_joints):
@@ -153,6 +155,39 @@ def fit_skeleton(joints: np.ndarray, template: Skeleton, source: str = "fitted")
             offsets[kids] = np.einsum("tji,tcj->tci", rot, data).mean(0)
     offsets[0] = joints[0, 0]
     return template.with_offsets(offsets, source=source)
+
+
+def project_to_skeleton(joints: np.ndarray, skeleton: Skeleton, iterations: int = 40) -> np.ndarray:
+    """The rigid body of ``skeleton`` nearest to joint positions (T, J, 3) whose bones stretch and shrink
+    (a generator's decoded joints). Repeatedly (position-based projection): every single-child bone gets
+    its rest length back by moving both of its joints half-way, and every joint with several children
+    (pelvis, chest) takes its rest arrangement with them, rotated and placed to fit them best (shape
+    matching: never a mirror image, which distances alone would allow). A length error is thereby shared by
+    neighbouring joints instead of piling up towards the hands and feet as chained IK would do. Rigid input
+    comes back unchanged; IK of the result is exact."""
+    rest = skeleton.rest_positions()
+    clusters, clustered = [], set()
+    for j in range(skeleton.num_joints):
+        kids = skeleton.children(j)
+        if len(kids) >= 2 and np.linalg.matrix_rank(rest[kids] - rest[j], tol=1e-6) >= 2:
+            members = [j] + kids
+            clusters.append((members, rest[members] - rest[members].mean(axis=0)))
+            clustered.update(kids)
+    bones = [(skeleton.parents[j], j, float(np.linalg.norm(rest[j] - rest[skeleton.parents[j]])))
+             for j in range(1, skeleton.num_joints) if j not in clustered]
+    x = np.array(joints, dtype=np.float64)
+    for _ in range(iterations):
+        for a, b, length in bones:
+            v = x[:, b] - x[:, a]
+            current = np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-9)
+            step = 0.5 * (current - length) / current * v
+            x[:, a] += step
+            x[:, b] -= step
+        for members, shape in clusters:
+            centre = x[:, members].mean(axis=1, keepdims=True)
+            rot = _kabsch(shape, x[:, members] - centre)
+            x[:, members] = np.einsum("tij,cj->tci", rot, shape) + centre
+    return x
 
 
 def two_bone_ik(root: np.ndarray, mid: np.ndarray, end_target: np.ndarray,

@@ -48,14 +48,15 @@ WINDOW = 384          # frames per reference window (12.8 s at 30 fps), the RAG 
 STRIDE = 192
 FPS = 30.0
 
-# The paper's genre taxonomy: 6 classes and their sub-genres.
+# The paper's genre taxonomy: 6 classes and their sub-genres (plus Swing, Lambada and Indian, which the
+# shipped CMU dance takes hold).
 TAXONOMY = {
     "Ballet": ("Ballet", "Contemporary Ballet", "Classical Ballet"),
     "Popular": ("K-pop", "HipHop", "Jazz", "Locking", "Popping", "Breaking", "House", "Krump", "Waacking",
-                "Urban", "Street Jazz", "Disco", "Dance"),
-    "Latin": ("Chacha", "Rumba", "Samba", "Salsa", "Tango", "Paso Doble", "Jive", "Bachata"),
+                "Urban", "Street Jazz", "Disco", "Dance", "Swing"),
+    "Latin": ("Chacha", "Rumba", "Samba", "Salsa", "Tango", "Paso Doble", "Jive", "Bachata", "Lambada"),
     "Modern": ("Modern", "Contemporary", "Lyrical", "Improvisation"),
-    "Folk": ("Dai", "Mongol", "Dunhuang", "Miao", "Tibetan", "Korean", "Uyghur", "Yi", "Hmong", "Folk"),
+    "Folk": ("Dai", "Mongol", "Dunhuang", "Miao", "Tibetan", "Korean", "Uyghur", "Yi", "Hmong", "Folk", "Indian"),
     "Classic": ("Chinese Classical", "Han Tang", "Shen Yun", "Kun", "Classical"),
 }
 GENRES = tuple(TAXONOMY)
@@ -135,11 +136,13 @@ _STALE_TEMP_S = 600.0        # temporary files of derived-data writes (done with
 class Library:
     """A library folder. ``Library.create(path)`` makes a new one; ``Library(path)`` opens an existing one."""
 
-    def __init__(self, path, _create: bool = False):
+    def __init__(self, path, _create: bool = False, read_only: bool = False):
         self.path = Path(path)
+        self.read_only = bool(read_only)     # e.g. the starter library inside the extension: never written
         self.notes: list[str] = []
         self._clips: dict[str, ClipInfo] = {}
         self._features: dict[str, np.ndarray] = {}
+        self._derived_memo: dict[tuple, dict] = {}
         if _create:
             return
         if not self.path.is_dir():
@@ -281,6 +284,9 @@ class Library:
 
     def _check_writable(self) -> None:
         """Probe by creating a file (permission bits alone say nothing for root or read-only mounts)."""
+        if self.read_only:
+            raise LibraryError(f"the library '{self.path}' is read-only (the starter library that ships with "
+                               "Choreo); add clips to your own library (Preferences > Reference library)")
         for folder in (self.path, self.path / "clips"):
             if not folder.exists():
                 continue
@@ -296,6 +302,10 @@ class Library:
 
     def __len__(self) -> int:
         return len(self._clips)
+
+    def describe(self) -> str:
+        """Where references come from, for reports."""
+        return f"the library {self.path} ({len(self)} clips)"
 
     def __contains__(self, name: str) -> bool:
         return name in self._clips
@@ -344,11 +354,14 @@ class Library:
 
     def add(self, name: str, genre: str, subgenre: str | None = None, *, features: np.ndarray | None = None,
             joints: np.ndarray | None = None, path=None, source: str | None = None, licence: str = "unknown",
-            replace: bool = False, **load_kwargs) -> ClipInfo:
+            replace: bool = False, storage: str = "float32", **load_kwargs) -> ClipInfo:
         """Add a clip from a motion file (``path``: BVH or SMPL-X .npz/.pkl), joints (T, 22, 3) at 30 fps or
         de-normalised features (T, 264). Atomic and safe against concurrent writers; a clip shorter than one
         window, a name already taken (names are compared ignoring case) and a motion already in the library
-        under another name are refused. ``replace`` replaces the clip of that name."""
+        under another name are refused. ``replace`` replaces the clip of that name. ``storage``: "float32" or
+        "float16" (half the size on disk, about 1e-3 relative precision: enough for references)."""
+        if storage not in ("float32", "float16"):
+            raise LibraryError(f"storage must be float32 or float16, got {storage!r}")
         name = str(name).strip()
         if not _NAME.match(name):
             raise LibraryError(f"clip name '{name}' is not allowed: use letters, digits, spaces and _ . , ( ) + - "
@@ -381,6 +394,7 @@ class Library:
         if features.shape[0] < WINDOW:
             raise LibraryError(f"clip '{name}' is {features.shape[0] / FPS:.1f} s long; a reference must cover one "
                                f"window of {WINDOW / FPS:.1f} s ({WINDOW} frames at 30 fps)")
+        features = features.astype(storage).astype(np.float32) if storage != "float32" else features
         content = content_sha256(features)
         meta = {"name": name, "genre": genre, "subgenre": subgenre, "source": source or "array",
                 "licence": licence, "fps": FPS, "content_sha256": content}
@@ -393,7 +407,8 @@ class Library:
             (self.path / "clips").mkdir(exist_ok=True)
             file = f"clips/{_file_stem(name)}.npz"
             target = self._clip_path(file)
-            atomic_write(target, lambda f: np.savez(f, features=features, meta=np.array(json.dumps(meta))))
+            stored = features.astype(storage)
+            atomic_write(target, lambda f: np.savez(f, features=stored, meta=np.array(json.dumps(meta))))
             info = ClipInfo(name=name, genre=genre, subgenre=subgenre, frames=int(features.shape[0]),
                             source=meta["source"], licence=licence, file=file, sha256=_sha256(target),
                             added=_now(), content_sha256=content)
@@ -561,6 +576,11 @@ class Library:
                         return {k: data[k] for k in ("tokens", "starts", "embeddings")}
             except Exception:                  # a torn cache file: recompute and replace it
                 self.notes.append(f"derived data of '{name}' was damaged; computed again")
+        memo_key = (weight_set_key(ws), name, info.sha256)
+        if self.read_only:                       # never written: computed once per process
+            if memo_key not in self._derived_memo:
+                self._derived_memo[memo_key] = compute_derived(ws, self.features(name))
+            return self._derived_memo[memo_key]
         out = compute_derived(ws, self.features(name))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -586,30 +606,37 @@ class Library:
         """For each 384-frame window of the music (stride 192) the ``top_k`` best reference windows of ``genre``
         (or of ``names``) by cosine similarity of RetrievalNet embeddings, best first. ``query``: the music's
         features for RetrievalNet (``pipeline.query_features``: 55-d official, rhythm compact) at 30 fps."""
-        from .retrieval_search import top_k as cosine_top_k
-        from .retrieval_search import windows
-
-        if ws.retrieval is None:
-            raise LibraryError(f"weight set '{ws.path}' has no RetrievalNet; automatic references need one "
-                               "(pin references instead)")
-        pool = self.clips(genre) if names is None else [self.info(n) for n in names]
-        if not pool:
-            raise LibraryError(f"the library has no {genre or ''} clips to retrieve from".replace("  ", " "))
-        keys, embs = [], []
-        for c in pool:
-            d = self.derived(ws, c.name)
-            keys += [(c.name, int(s)) for s in d["starts"]]
-            embs.append(d["embeddings"])
-        query = windows(np.asarray(query, np.float32), WINDOW, STRIDE)
-        q = ws.encode_music(query)
-        idx, scores = cosine_top_k(q, np.concatenate(embs), top_k)
-        return [[Match(*keys[j], float(s)) for j, s in zip(row, srow)] for row, srow in zip(idx, scores)]
+        return retrieve_references(self, ws, query, genre, top_k, names)
 
     def reference_provider(self, ws, genre: str, query: np.ndarray, top_k: int = 10,
                            pinned: Sequence[str] | None = None) -> "LibraryReferences":
         """What ``pipeline.generate`` asks for: references per window, retrieved from this library (among
         the clips of ``genre``, or among the ``pinned`` clips whatever their genre)."""
         return LibraryReferences(self, ws, self.retrieve(ws, query, None if pinned else genre, top_k, pinned))
+
+
+def retrieve_references(source, ws, query: np.ndarray, genre: str | None = None, top_k: int = 10,
+                        names: Sequence[str] | None = None) -> list[list["Match"]]:
+    """:meth:`Library.retrieve` over any ``source`` with ``clips(genre)``, ``info(name)`` and
+    ``derived(ws, name)`` (a library, or several libraries seen as one)."""
+    from .retrieval_search import top_k as cosine_top_k
+    from .retrieval_search import windows
+
+    if ws.retrieval is None:
+        raise LibraryError(f"weight set '{ws.path}' has no RetrievalNet; automatic references need one "
+                           "(pin references instead)")
+    pool = source.clips(genre) if names is None else [source.info(n) for n in names]
+    if not pool:
+        raise LibraryError(f"the library has no {genre or ''} clips to retrieve from".replace("  ", " "))
+    keys, embs = [], []
+    for c in pool:
+        d = source.derived(ws, c.name)
+        keys += [(c.name, int(s)) for s in d["starts"]]
+        embs.append(d["embeddings"])
+    query = windows(np.asarray(query, np.float32), WINDOW, STRIDE)
+    q = ws.encode_music(query)
+    idx, scores = cosine_top_k(q, np.concatenate(embs), top_k)
+    return [[Match(*keys[j], float(s)) for j, s in zip(row, srow)] for row, srow in zip(idx, scores)]
 
 
 @dataclass(frozen=True)
@@ -632,8 +659,17 @@ class LibraryReferences:
         from .pipeline import Reference
 
         row = self.matches[min(max(retrieval_index, 0), len(self.matches) - 1)]
-        return [Reference(m.name, self.library.features(m.name), self.library.derived(self.ws, m.name)["tokens"],
-                          genre=self.library.info(m.name).genre, score=m.score, start=m.start) for m in row]
+        refs = []
+        for m in row:
+            try:
+                refs.append(Reference(m.name, self.library.features(m.name),
+                                      self.library.derived(self.ws, m.name)["tokens"],
+                                      genre=self.library.info(m.name).genre, score=m.score, start=m.start))
+            except LibraryError as exc:          # a damaged clip is left out (the others still guide)
+                note = f"reference '{m.name}' was left out: {exc}"
+                if note not in self.library.notes:
+                    self.library.notes.append(note)
+        return refs
 
     def for_window(self, retrieval_index: int):
         from .pipeline import StaticReferences, prefix_tokens
@@ -731,43 +767,3 @@ def import_official(lib: Library, embeddings_npz, features_dir, style_map=None, 
             atomic_write(path, lambda f: np.savez(f, clip_sha256=np.array(info.sha256), **derived))
     progress("import", len(windows), len(windows))
     return {"added": added, "skipped": skipped}
-
-
-STARTER_SOURCES = {
-    # corpus: (genre, sub-genre, licence, which files)
-    "cmu": ("Latin", "Salsa", "CMU Graphics Lab Motion Capture Database terms (free for research and in products; "
-            "do not resell the data). Data from mocap.cs.cmu.edu, created with funding from NSF EIA-0196217",
-            lambda p: True),
-    "bandai": ("Popular", "Dance", "CC BY-NC 4.0 (Bandai Namco Research Motion Dataset; Kobayashi et al. 2023)",
-               lambda p: "_dance-" in p.name),
-}
-
-
-def build_starter(dest, max_seconds: float = 60.0, progress: ProgressFn | None = None,
-                  cancel: threading.Event | None = None) -> dict:
-    """The starter library from ../shared/data/mocap: CMU salsa (Latin/Salsa) and the Bandai Namco dance
-    clips (Popular/Dance), each with its source and licence. Clips longer than ``max_seconds`` are cut."""
-    from . import data
-    from .io import load_body_clip
-
-    progress = progress or no_progress
-    lib = Library.create(dest, exist_ok=True)
-    report = {"added": [], "skipped": {}}
-    jobs = []
-    for corpus, (genre, sub, licence, wanted) in STARTER_SOURCES.items():
-        files = [p for p in data.mocap_files(corpus) if wanted(p)]
-        if not files:
-            report["skipped"][corpus] = "corpus not found (../shared/data/mocap or CHOREO_MOCAP_DIR)"
-        jobs += [(corpus, genre, sub, licence, p) for p in files]
-    for i, (corpus, genre, sub, licence, path) in enumerate(jobs):
-        check_cancel(cancel)
-        progress("starter library", i, len(jobs))
-        joints = load_body_clip(path).joints[: int(max_seconds * FPS) + 1]
-        name = f"{'CMU salsa' if corpus == 'cmu' else 'Bandai'} {path.stem.replace('_scaled', '')}"
-        try:
-            lib.add(name, genre, sub, joints=joints, source=f"{corpus}: {path.name}", licence=licence, replace=True)
-            report["added"].append(name)
-        except (LibraryError, ValueError) as exc:
-            report["skipped"][name] = str(exc)
-    progress("starter library", len(jobs), len(jobs))
-    return report

@@ -522,6 +522,22 @@ def diversity(feats: np.ndarray, gt_feats: np.ndarray | None = None) -> float:
 
 # --- one clip --------------------------------------------------------------------------------------------
 
+def root_travel(joints: np.ndarray, fps: float = 30) -> dict[str, float]:
+    """How far the dancer goes: ``max_distance_m`` (root, horizontally, from its start) and
+    ``travel_m_per_min`` (path length of the root smoothed over half a second -- steps and travel, not sway --
+    per minute)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    fps = _check_fps(fps)
+    joints = _check_joints(joints, 2, "root_travel")
+    root = joints[:, 0, [0, 2]]
+    smooth = gaussian_filter1d(root, 0.5 * fps, axis=0, mode="nearest")
+    path = float(np.linalg.norm(np.diff(smooth, axis=0), axis=-1).sum())
+    minutes = (joints.shape[0] - 1) / fps / 60.0
+    return {"max_distance_m": float(np.linalg.norm(root - root[0], axis=-1).max()),
+            "travel_m_per_min": path / minutes}
+
+
 def evaluate_clip(joints: np.ndarray, fps: float = 30, music_beat_frames=None) -> dict[str, float]:
     """Per-clip physical metrics: ``fsr`` (+ ``fsr_left``/``fsr_right``), ``jitter``, ``penetration``
     (rate) with ``penetration_depth_mm``, ``pfc``, and ``bas`` when music beats (frame indices at ``fps``)

@@ -16,6 +16,7 @@ so in the notes, never silently.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -42,11 +43,37 @@ class OnnxBackendError(ValueError):
 
 
 def torch_available() -> bool:
+    """Whether torch can be imported, without importing it (that alone takes seconds in a fresh process)."""
+    import importlib.util
+    import sys
+
+    if "torch" in sys.modules:
+        return sys.modules["torch"] is not None
     try:
-        import torch  # noqa: F401
-    except ImportError:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
         return False
-    return True
+
+
+def onnx_export_usable(folder) -> bool:
+    """A weight-set folder with an ONNX export, and onnxruntime installed (checked without importing it)."""
+    import importlib.util
+
+    if not isinstance(folder, (str, os.PathLike)) or not (Path(folder) / "onnx").is_dir():
+        return False
+    try:
+        return importlib.util.find_spec("onnxruntime") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def auto_backend(folder) -> str:
+    """The backend "auto" means for a folder: ONNX Runtime when the set has an export (on the CPU it samples
+    about 1.5x faster than torch and needs no torch import, which is most of a first Generate's wait);
+    torch otherwise, or when onnxruntime is missing."""
+    if onnx_export_usable(folder):
+        return "onnx"
+    return "torch" if torch_available() else "onnx"
 
 
 def _ort():
@@ -272,7 +299,7 @@ def load_for_backend(weights, backend: str = "auto", device="auto", dtype=None):
         return weights
     backend = _check_backend(backend)
     if backend == "auto":
-        backend = "torch" if torch_available() else "onnx"
+        backend = auto_backend(weights)
     if backend == "torch":
         if not torch_available():
             raise WeightSetError("the torch backend was chosen but torch is not installed; choose the ONNX backend "

@@ -18,9 +18,11 @@ from typing import Sequence
 import numpy as np
 
 from .features import FEATURE_DIM, denormalize_features, features_to_joints
+from .library import LibraryError
 from .motion import Motion
 from .progress import ProgressFn, check_cancel, no_progress
 from .sampling import SamplingConfig, make_rng
+from .stage import ground_feet, keep_on_stage
 from .windows import MOTION_FPS, full_plan, official_plan
 
 MIN_MUSIC_SECONDS = 2.0          # shorter clips hold too little music to dance to (and no beat to track)
@@ -122,6 +124,9 @@ class GenerationResult:
     weight_set: str
     window_mode: str
     notes: list = field(default_factory=list)
+    # what keep_on_stage / ground_feet did (largest shift, lift) and decoder_stretch_m: how far the rigid
+    # dance (joints, motion) is from the decoder's raw joints at most
+    stage: dict = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
@@ -203,15 +208,50 @@ def resolve_genre(genre: str, genres: Sequence[str]) -> int:
     raise GenerationError(f"unknown genre '{genre}'; choose one of {', '.join(genres)}")
 
 
-def features_to_motion(features: np.ndarray) -> tuple[np.ndarray, Motion, float]:
-    """De-normalised (T, 264) features -> joints (T, 22, 3), a 55-joint SMPL-X Motion solved by IK on a
-    skeleton fitted to those joints, and the largest distance between its FK and the joints (metres)."""
-    from .io.motion_file import body_motion_from_joints
+def check_trained_genre(ws, genre: str, allow_untrained: bool, notes: list) -> None:
+    """Refuse a genre the weight set never saw (it would dance something else under that name), unless asked."""
+    trained = ws.trained_genres
+    if not trained or genre in trained:
+        return
+    listed = ", ".join(f"{g} ({m:.1f} min)" for g, m in trained.items())
+    if not allow_untrained:
+        raise GenerationError(f"the weight set '{ws.path.name}' was not trained on {genre}; it knows {listed}. "
+                              f"Choose one of those, or allow untrained genres (--allow-untrained-genre) to "
+                              f"generate anyway")
+    notes.append(f"{genre} is not a trained genre of this weight set (trained: {listed}); generated as asked, the "
+                 f"style may not be {genre}")
 
-    joints = features_to_joints(features)
-    motion = body_motion_from_joints(joints, MOTION_FPS, source="choreollama")
+
+def features_to_motion(features: np.ndarray, on_stage: bool = True) -> tuple[np.ndarray, Motion, float, dict]:
+    """De-normalised (T, 264) features -> the dance's joints (T, 22, 3), a 55-joint SMPL-X Motion that
+    reproduces them, the largest distance between the Motion's FK and those joints (metres), and what the
+    body corrections did.
+
+    The decoder's joints are not a rigid body: its bones stretch from frame to frame (by centimetres on
+    real motion's tokens, by up to decimetres on generated ones). The dance is the rigid body nearest to
+    them on a skeleton fitted to them (:func:`~core_models.kinematics.project_to_skeleton`), so that the
+    joints this returns, the BVH/npz written and the armature keyed in Blender are one motion;
+    ``decoder_stretch_m`` says how far that body is from the decoder's raw joints. ``on_stage``: keep the
+    dancer within a few metres of its start and its feet on (never below) the floor
+    (:mod:`core_models.stage`; the whole body moves, the pose is as generated)."""
+    from .io.motion_file import body_motion_from_joints, full_skeleton_from_body
+    from .kinematics import fit_skeleton, project_to_skeleton
+    from .skeleton import default_skeleton
+
+    raw = features_to_joints(features)
+    stage = {"stage_shift_max_m": 0.0, "floor_lift_max_m": 0.0}
+    if on_stage and raw.shape[0] > 1:
+        raw, shift = keep_on_stage(raw, MOTION_FPS)
+        stage["stage_shift_max_m"] = float(np.linalg.norm(shift, axis=-1).max())
+    skeleton = full_skeleton_from_body(fit_skeleton(raw, default_skeleton(body_only=True), source="fitted:choreollama"))
+    joints = project_to_skeleton(raw, skeleton.subset(raw.shape[1]))
+    stage["decoder_stretch_m"] = float(np.linalg.norm(joints - raw, axis=-1).max())
+    if on_stage and joints.shape[0] > 1:          # the floor last: the rigid body's own feet touch it
+        joints, lift = ground_feet(joints, MOTION_FPS)
+        stage["floor_lift_max_m"] = float(np.abs(lift).max())
+    motion = body_motion_from_joints(joints, MOTION_FPS, skeleton=skeleton, source="choreollama")
     fk_error = float(np.linalg.norm(motion.joints()[:, :joints.shape[1]] - joints, axis=-1).max())
-    return joints, motion, fk_error
+    return joints, motion, fk_error, stage
 
 
 def _query_of(ws, music, sample_rate, start_s, end_s) -> np.ndarray:
@@ -234,10 +274,17 @@ def _reference_provider(ws, references, library, genre: str, query, compute_quer
         if ws.retrieval is None:
             notes.append("the weight set has no RetrievalNet: generated without retrieved references")
             return StaticReferences([], ws.rag_mean, ws.rag_std, ws.generator.cfg.cond_len)
+        notes.extend(library.notes)
         if not library.clips(genre):
-            notes.append(f"the reference library has no {genre} clips: generated without references")
+            notes.append(f"{library.describe()} has no {genre} clips: generated without references")
             return StaticReferences([], ws.rag_mean, ws.rag_std, ws.generator.cfg.cond_len)
-        return library.reference_provider(ws, genre, query if query is not None else compute_query())
+        try:
+            provider = library.reference_provider(ws, genre, query if query is not None else compute_query())
+        except LibraryError as exc:           # a damaged clip: dance without references rather than fail
+            notes.append(f"references could not be retrieved ({exc}); generated without references")
+            return StaticReferences([], ws.rag_mean, ws.rag_std, ws.generator.cfg.cond_len)
+        notes.append(f"references retrieved from {library.describe()}")
+        return provider
     refs = list(references)
     if refs and all(isinstance(r, str) for r in refs):       # pinned library clips
         if library is None:
@@ -260,7 +307,7 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
              top_k: int | None = None, top_p: float | None = None, references="auto", library=None,
              window_mode: str = "full", device="auto", dtype=None, backend: str = "auto",
              sample_rate: int | None = None,
-             music_feature_array: np.ndarray | None = None, muq_dir=None,
+             music_feature_array: np.ndarray | None = None, muq_dir=None, allow_untrained_genre: bool = False,
              progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> GenerationResult:
     """Generate a dance for ``music`` (file path or (samples, sr)) between ``start_s`` and ``end_s``.
 
@@ -269,6 +316,7 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
     references: zero condition, no prefix) or a list of :class:`Reference` (pinned, best first).
     window_mode: "full" covers the span to its last frame (round(duration x 30) frames); "official"
     reproduces the release's windows (25 Hz music; the tail of the song is left out as there).
+    A genre the weight set records as untrained is refused unless ``allow_untrained_genre``.
     ``music_feature_array`` replaces the music frontend (precomputed features at the family's rate).
     backend: "auto", "torch" or "onnx" (ONNX Runtime; ``device`` "cuda" asks for its CUDA provider); see
     :func:`core_models.onnx_backend.load_for_backend`. The provider actually used is ``result.device``, and
@@ -298,6 +346,7 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
     ws = load_for_backend(weights, backend, device, dtype)
     cfg = ws.generator.cfg
     style = resolve_genre(genre, cfg.genres)
+    check_trained_genre(ws, cfg.genres[style], allow_untrained_genre, notes)
     if window_mode == "official" and abs(cfg.music_fps - 25.0) > 1e-6:
         raise GenerationError("window_mode 'official' reproduces the release's bookkeeping for 25 Hz MuQ music; this "
                               f"weight set uses {cfg.music_fps:g} fps music: use window_mode 'full'")
@@ -373,6 +422,8 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
         done += w.new_tokens
         used.append({"window": w.index, "music_start_s": start_s + w.music_start / cfg.music_fps, "references": names})
     timings["generate_s"] = time.perf_counter() - t
+    if library is not None:                  # e.g. a damaged reference left out while sampling
+        notes += [n for n in library.notes if n not in notes]
     check_cancel(cancel)
 
     # Decode tokens -> features -> joints -> SMPL-X rotations.
@@ -388,7 +439,7 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
 
     t = time.perf_counter()
     progress("rotations", 0, 1)
-    joints, motion, fk_error = features_to_motion(features)
+    joints, motion, fk_error, stage = features_to_motion(features)
     timings["ik_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     timings["tokens_per_s"] = new_total / max(timings["generate_s"], 1e-9)
@@ -399,4 +450,4 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
                             genre=cfg.genres[style], seed=int(seed), start_s=float(start_s), end_s=float(end_s),
                             references=used, timings=timings, fk_error_m=fk_error, device=str(ws.device),
                             dtype=str(ws.dtype).replace("torch.", ""), weight_set=str(ws.path),
-                            window_mode=window_mode, notes=notes + list(ws.notes))
+                            window_mode=window_mode, notes=notes + list(ws.notes), stage=stage)

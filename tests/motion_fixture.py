@@ -59,3 +59,19 @@ def rig_bvh(path: Path, joints: np.ndarray, fps: float = 60.0, scale: float = 10
     write_bvh(path, bvh_from_rotations([names[i] for i in keep], parents, skel.offsets[keep] * scale, rot[:, keep],
                                        root * scale, 1 / fps))
     return path
+
+
+def sliding_stance(frames: int = 150) -> np.ndarray:
+    """A performer standing with both feet planted while the whole body slides 50 cm (foot skating a fix
+    must repair), the left arm waving; (T, 22, 3) joints at 30 fps."""
+    from core_models.kinematics import forward_kinematics
+    from core_models.rotations import quat_identity
+    from core_models.skeleton import default_skeleton
+
+    rest = forward_kinematics(quat_identity((1, 22)), np.zeros((1, 3)), default_skeleton(body_only=True))[0]
+    rest[:, 1] -= rest[[7, 8, 10, 11], 1].min()
+    joints = np.repeat(rest[None], frames, axis=0)
+    t = np.arange(frames) / 30.0
+    joints[:, [16, 18, 20], 1] += (0.1 * np.sin(2 * np.pi * t))[:, None]
+    joints[..., 0] += np.linspace(0.0, 0.5, frames)[:, None]
+    return joints

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..kinematics import fit_skeleton, inverse_kinematics
+from ..kinematics import fit_skeleton, inverse_kinematics, project_to_skeleton
 from ..motion import Motion
 from ..rotations import quat_identity
 from ..skeleton import NUM_BODY_JOINTS, Skeleton, default_skeleton
@@ -27,15 +27,19 @@ def body_motion_from_joints(joints: np.ndarray, fps: float, skeleton: Skeleton |
                             source: str = "joints") -> Motion:
     """Solve IK for body joint positions (T, 22, 3) on ``skeleton`` (default: fitted to the clip).
 
-    Returns a 55-joint Motion; hands and face keep their rest pose. With the fitted skeleton FK
-    reproduces the input positions (rigid bones) to rounding error.
+    Returns a 55-joint Motion; hands and face keep their rest pose. With the fitted skeleton the joints are
+    first projected onto its rigid body (:func:`~core_models.kinematics.project_to_skeleton`), so FK
+    reproduces rigid input to rounding error and joints whose bones stretch (decoded by a generator) to
+    within a fraction of their stretch, shared by neighbouring joints.
     """
+    body_joints = np.asarray(joints, dtype=np.float64)
     if skeleton is None:
-        skeleton = full_skeleton_from_body(fit_skeleton(joints, default_skeleton(body_only=True),
+        skeleton = full_skeleton_from_body(fit_skeleton(body_joints, default_skeleton(body_only=True),
                                                         source=f"fitted:{source}"))
+        body_joints = project_to_skeleton(body_joints, skeleton.subset(NUM_BODY_JOINTS))
     body = skeleton.subset(NUM_BODY_JOINTS)
-    rot_body, root = inverse_kinematics(joints, body)
-    rotations = quat_identity((joints.shape[0], skeleton.num_joints))
+    rot_body, root = inverse_kinematics(body_joints, body)
+    rotations = quat_identity((body_joints.shape[0], skeleton.num_joints))
     rotations[:, :NUM_BODY_JOINTS] = rot_body
     return Motion(rotations, root, skeleton, fps, meta={"source": source})
 

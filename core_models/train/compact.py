@@ -41,19 +41,38 @@ from ..metrics import motion_beats
 from ..skeleton import BODY_JOINT_NAMES, mirror_index
 
 SPLIT_FILE = Path(__file__).resolve().parent / "splits" / "motion_split.json"
-CACHE_VERSION = 3
+DANCE_SPLIT_FILE = Path(__file__).resolve().parent / "splits" / "dance_split.json"
+CACHE_VERSION = 4
 SYNTH_SR = 15360                     # = 30 fps x 512: the music features' own analysis rate
-GENRE_OF = {"cmu": "Latin", "bandai": "Popular"}
+CORPORA = ("bandai", "cmu", "cmu_dance")
+# Tempo augmentation of the dance clips: each is also time-warped by these factors (playback speed), and
+# its accompaniment is synthesised on the warped clip's own beats.
+TEMPO_FACTORS = (1.0, 0.8, 0.9, 1.12, 1.25)
+# Whole takes held out of all training (every genre; the salsa takes are those FRDM holds out, subject 120
+# and subject 55's whirl are dancers the generator never sees) and takes that validate.
+DANCE_TEST_TAKES = ("cmu/60_14", "cmu/61_14", "cmu/60_15", "cmu/61_15", "cmu_dance/55_01", "cmu_dance/94_05",
+                    "cmu_dance/94_13", "cmu_dance/120_05", "cmu_dance/120_06", "cmu_dance/120_07",
+                    "cmu_dance/85_13", "cmu_dance/131_14")
+DANCE_VALIDATION_TAKES = ("cmu/60_13", "cmu/61_13", "cmu_dance/49_22", "cmu_dance/94_16", "cmu_dance/85_11",
+                          "cmu_dance/131_09", "cmu_dance/55_02")
 LICENCE = "CC BY-NC 4.0 (follows from the Bandai Namco Research Motion Dataset used in training)"
-TRAINING_DATA = ("Bandai Namco Research Motion Dataset 1+2 (CC BY-NC 4.0, 3,076 clips, labelled Popular) and CMU "
-                 "mocap subjects 60/61 salsa (CMU database terms, labelled Latin), mirrored; music synthesised "
-                 "from each clip's kinematic beats")
+TRAINING_DATA = ("generator and RetrievalNet: dance only -- CMU mocap dance takes (Indian dance, breakdance, modern, "
+                 "charleston / lindy hop, lambada, salsa, Michael-Jackson-styled, chicken dance, twist) with the "
+                 "genres of their clips.tsv, CMU subjects 60/61 salsa (Latin) and the Bandai Namco dance clip "
+                 "(Popular, CC BY-NC 4.0); mirrored and time-warped x0.8-1.25; tokenizer: the same plus every "
+                 "Bandai Namco Research Motion Dataset 1+2 clip (CC BY-NC 4.0). Music synthesised from each "
+                 "clip's kinematic beats. CMU data: mocap.cs.cmu.edu, created with funding from NSF EIA-0196217")
 
 
 # ------------------------------------------------------------------------------------------------ data
 
 def _clip_name(corpus: str, path: Path) -> str:
     return f"{corpus}/{path.name}"
+
+
+def take_of(name: str) -> str:
+    """'cmu_dance/94_05.bvh@0.80' -> 'cmu_dance/94_05' (the recording a training variant comes from)."""
+    return name.split("@")[0].removesuffix(".bvh").removesuffix("_scaled")
 
 
 def motion_split(names: list[str] | None = None) -> dict:
@@ -78,11 +97,69 @@ def motion_split(names: list[str] | None = None) -> dict:
     return split
 
 
+def dance_split() -> dict:
+    """Dance takes by part: 'test' (held out of every stage, every genre), 'validation', 'train' (the rest)."""
+    return {"description": "dance split of the compact family: whole takes (both partners of a couple); test "
+                           "takes are never trained on by any stage",
+            "test": list(DANCE_TEST_TAKES), "validation": list(DANCE_VALIDATION_TAKES)}
+
+
+def part_of(name: str, purpose: str) -> str:
+    """'train', 'validation' or 'test' for a clip (dance clips by take, other motion by the motion split)."""
+    take = take_of(name)
+    if take in DANCE_TEST_TAKES:
+        return "test"
+    if take in DANCE_VALIDATION_TAKES:
+        return "validation"
+    if purpose == "dance":
+        return "train"
+    split = motion_split()
+    base = name.split("@")[0]
+    return "test" if base in split["test"] else "validation" if base in split["validation"] else "train"
+
+
+def cmu_dance_genres() -> dict[str, tuple[str, str]]:
+    """take -> (genre, sub-genre) from the CMU dance archive's clips.tsv (reviewed: the suggestions follow
+    the CMU take descriptions and the InfiniteDance taxonomy; breakdance and MJ-style moves are Popular)."""
+    from ..data import mocap_dir
+
+    folder = mocap_dir("cmu_dance")
+    if folder is None or not (folder / "clips.tsv").is_file():
+        return {}
+    out = {}
+    for line in (folder / "clips.tsv").read_text().splitlines()[1:]:
+        cols = line.split("\t")
+        if len(cols) >= 5:
+            out[f"cmu_dance/{Path(cols[0]).stem}"] = (cols[3], cols[4])
+    return out
+
+
+def dance_label(corpus: str, path: Path, tsv: dict) -> tuple[str, str] | None:
+    """(genre, sub-genre) of a dance clip, or None for locomotion, gestures and other everyday motion."""
+    if corpus == "cmu":
+        return "Latin", "Salsa"
+    if corpus == "cmu_dance":
+        return tsv.get(take_of(_clip_name(corpus, path)), ("Popular", "Popular-Mix"))
+    if "_dance" in path.name:                           # Bandai Namco dance-short / dance-long
+        return "Popular", "Popular-Mix"
+    return None
+
+
 def mirror_joints(joints: np.ndarray) -> np.ndarray:
     """Left/right mirror image: x negated, left and right joints swapped."""
     out = joints[:, mirror_index(BODY_JOINT_NAMES)].copy()
     out[..., 0] *= -1
     return out
+
+
+def time_warp(joints: np.ndarray, factor: float) -> np.ndarray:
+    """The clip played ``factor`` times faster (linear interpolation of the joint positions)."""
+    if factor == 1.0:
+        return joints
+    t = np.arange(0.0, joints.shape[0] - 1 + 1e-9, factor)
+    i = np.minimum(np.floor(t).astype(int), joints.shape[0] - 2)
+    w = (t - i)[:, None, None]
+    return (1 - w) * joints[i] + w * joints[i + 1]
 
 
 def clip_record(joints: np.ndarray, seed: int) -> dict:
@@ -98,40 +175,46 @@ def clip_record(joints: np.ndarray, seed: int) -> dict:
 
 
 def build_dataset(log=print, override: str | None = None) -> Path:
-    """All clips -> one cached .npz (features, mirrored features, music, offsets, names, genres).
+    """All clips -> one cached .npz (features, mirrored features, music, offsets, names, genres, purposes).
 
+    Dance clips (purpose "dance") come in every tempo of ``TEMPO_FACTORS``; other motion ("motion") once.
     ``override``: a dataset file of the same format to use instead (tests, your own data)."""
     if override:
         return Path(override)
     from ..io import load_body_clip
 
-    files = [(c, p) for c in ("bandai", "cmu") for p in mocap_files(c)]
+    files = [(c, p) for c in CORPORA for p in mocap_files(c)]
     if not files:
         raise FileNotFoundError("no mocap found: ../shared/data/mocap (or CHOREO_MOCAP_DIR) is needed for training")
     key = hashlib.sha1(("|".join(f"{p.name}:{p.stat().st_size}" for _, p in files) + f"v{CACHE_VERSION}").encode())
     path = cache_dir() / "compact" / f"dataset_{key.hexdigest()[:12]}.npz"
     if path.is_file():
         return path
-    motion_split([_clip_name(c, p) for c, p in files])
+    motion_split([_clip_name(c, p) for c, p in files if c != "cmu_dance"])
+    tsv = cmu_dance_genres()
     parts = {"feats": [], "mirrored": [], "music": []}
-    names, genres, lengths = [], [], []
+    names, genres, subgenres, purposes, lengths = [], [], [], [], []
     t0 = time.time()
     for i, (corpus, p) in enumerate(files):
         joints = load_body_clip(p).joints
         if joints.shape[0] < 17:                      # too short to hold even a few latents
             continue
-        rec = clip_record(joints, seed=i)
-        for k in parts:
-            parts[k].append(rec[k])
-        names.append(_clip_name(corpus, p))
-        genres.append(GENRE_OF[corpus])
-        lengths.append(rec["feats"].shape[0])
+        label = dance_label(corpus, p, tsv)
+        for factor in (TEMPO_FACTORS if label else (1.0,)):
+            rec = clip_record(time_warp(joints, factor), seed=i * 10 + TEMPO_FACTORS.index(factor))
+            for k in parts:
+                parts[k].append(rec[k])
+            names.append(_clip_name(corpus, p) + ("" if factor == 1.0 else f"@{factor:.2f}"))
+            genres.append(label[0] if label else "Popular")
+            subgenres.append(label[1] if label else "")
+            purposes.append("dance" if label else "motion")
+            lengths.append(rec["feats"].shape[0])
         if (i + 1) % 200 == 0:
             log(f"  {i + 1}/{len(files)} clips, {time.time() - t0:.0f} s")
     data = {k: np.concatenate(v) for k, v in parts.items()}
     lengths = np.array(lengths)
-    data.update(names=np.array(names), genres=np.array(genres), lengths=lengths,
-                starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]))
+    data.update(names=np.array(names), genres=np.array(genres), subgenres=np.array(subgenres),
+                purposes=np.array(purposes), lengths=lengths, starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
     np.savez(tmp, **data)
@@ -146,14 +229,15 @@ class Corpus:
     def __init__(self, path: Path, stats: dict | None = None):
         with np.load(path) as z:
             d = {k: z[k] for k in z.files}
-        split = motion_split()
         self.names = [str(n) for n in d["names"]]
-        part = {n: "train" for n in split["train"]} | {n: "validation" for n in split["validation"]} | \
-            {n: "test" for n in split["test"]}
+        purposes = d["purposes"] if "purposes" in d else np.array(["dance"] * len(self.names))
+        subgenres = d["subgenres"] if "subgenres" in d else np.array([""] * len(self.names))
         self.clips = []
         for i, name in enumerate(self.names):
             s, n = int(d["starts"][i]), int(d["lengths"][i])
-            self.clips.append({"name": name, "genre": str(d["genres"][i]), "part": part.get(name, "train"),
+            purpose = str(purposes[i])
+            self.clips.append({"name": name, "genre": str(d["genres"][i]), "subgenre": str(subgenres[i]),
+                               "purpose": purpose, "part": part_of(name, purpose), "warped": "@" in name,
                                "feats": d["feats"][s:s + n], "mirrored": d["mirrored"][s:s + n],
                                "music": d["music"][s:s + n]})
         if stats is None:
@@ -162,8 +246,16 @@ class Corpus:
             stats = {"mean": mean, "std": std}
         self.mean, self.std = stats["mean"], stats["std"]
 
-    def part(self, name: str) -> list[dict]:
-        return [c for c in self.clips if c["part"] == name]
+    def part(self, name: str, purpose: str | None = None, warped: bool = True) -> list[dict]:
+        return [c for c in self.clips if c["part"] == name and (purpose is None or c["purpose"] == purpose)
+                and (warped or not c["warped"])]
+
+    def minutes_by_genre(self, name: str = "train", purpose: str = "dance") -> dict[str, float]:
+        """Minutes of original (unwarped, unmirrored) motion per genre in a part."""
+        out: dict[str, float] = {}
+        for c in self.part(name, purpose, warped=False):
+            out[c["genre"]] = out.get(c["genre"], 0.0) + c["feats"].shape[0] / 30.0 / 60.0
+        return {g: round(m, 2) for g, m in sorted(out.items())}
 
     def normalised(self, feats: np.ndarray) -> np.ndarray:
         return ((feats - self.mean) / self.std).astype(np.float32)
@@ -220,11 +312,14 @@ def _device(name: str) -> torch.device:
 
 # ------------------------------------------------------------------------------------------ tokenizer
 
-def _tokenizer_batch(clips, corpus: Corpus, batch: int, frames: int, rng) -> np.ndarray:
+def _tokenizer_batch(clips, corpus: Corpus, batch: int, frames: int, rng, dance_share: float = 0.5) -> np.ndarray:
+    """Windows of normalised features; ``dance_share`` of them from dance clips (the rest from any clip)."""
     out = np.zeros((batch, frames, FEATURE_DIM), np.float32)
     long_clips = [c for c in clips if c["feats"].shape[0] >= frames]
+    dance = [c for c in long_clips if c["purpose"] == "dance"] or long_clips
     for b in range(batch):
-        c = long_clips[rng.integers(len(long_clips))]
+        pool = dance if rng.random() < dance_share else long_clips
+        c = pool[rng.integers(len(pool))]
         src = c["mirrored"] if rng.random() < 0.5 else c["feats"]
         s = rng.integers(0, src.shape[0] - frames + 1)
         out[b] = corpus.normalised(src[s:s + frames])
@@ -269,6 +364,41 @@ def quantize_train(model, z: torch.Tensor, ema: list[dict], decay: float = 0.99)
     return z + (quantized - z).detach(), commit, used
 
 
+def root_local_joints(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """(..., 264) normalised features -> (..., 22, 3) joints in the root's facing frame (root at height y)."""
+    x = x * torch.as_tensor(std, dtype=x.dtype, device=x.device) + torch.as_tensor(mean, dtype=x.dtype, device=x.device)
+    root = torch.zeros_like(x[..., :3])
+    root[..., 1] = x[..., 0]
+    return torch.cat([root[..., None, :], x[..., 5:5 + 63].reshape(*x.shape[:-1], 21, 3)], dim=-2)
+
+
+def bone_length_loss(pred: torch.Tensor, target: torch.Tensor, mean, std) -> torch.Tensor:
+    """Mean |bone length| difference in metres between decoded and true (normalised) features.
+
+    Every training clip is retargeted to one skeleton, so true bone lengths are constant; penalising the
+    decoder's deviation keeps decoded joints rigid enough for SMPL-X rotations to reproduce them."""
+    from ..skeleton import default_skeleton
+
+    parents = torch.as_tensor(default_skeleton(body_only=True).parents[1:])
+
+    def joints(x):
+        return root_local_joints(x, mean, std)
+
+    def lengths(j):
+        return (j[..., 1:, :] - j[..., parents, :]).norm(dim=-1)
+
+    return (lengths(joints(pred)) - lengths(joints(target))).abs().mean()
+
+
+def initial_weight_set(path: str | None):
+    """A weight set to start training from (the shipped compact set, say), or None."""
+    if not path:
+        return None
+    from ..weights import load_weight_set
+
+    return load_weight_set(path, device="cpu", dtype="fp32")
+
+
 def train_tokenizer(args) -> None:
     from ..tokenizer import RVQVAE
     from ..weights import compact_configs
@@ -277,32 +407,38 @@ def train_tokenizer(args) -> None:
     log = Log(out / "train.log")
     device = _device(args.device)
     torch.set_num_threads(args.threads)
-    corpus = Corpus(build_dataset(log, args.dataset))
+    init = initial_weight_set(args.init)
+    stats = None if init is None else {"mean": init.mean, "std": init.std}
+    corpus = Corpus(build_dataset(log, args.dataset), stats)
     np.savez(out / "stats.npz", mean=corpus.mean, std=corpus.std)
     cfg = compact_configs()[0]
     torch.manual_seed(0)
     model = RVQVAE(cfg).to(device)
+    if init is not None:                       # fine-tune: keep the codebooks (and the Mean/Std) it has
+        model.load_state_dict(init.tokenizer.state_dict())
+        log(f"initialised from {args.init}")
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    ema = [{"count": torch.ones(cfg.nb_code, device=device), "sum": layer.codebook.detach().clone()}
-           for layer in model.quantizer.layers]
+    ema = [{"count": torch.ones(cfg.nb_code, device=device), "sum": layer.codebook.detach().clone(),
+            "initialised": init is not None} for layer in model.quantizer.layers]
     step, rng = 0, np.random.default_rng(0)
     if (state := _resume(out, model, opt, device, log)) is not None:
         ema, step, rng = state["ema"], state["step"], state["rng"]
     train = corpus.part("train")
-    val = corpus.part("validation") or train
+    val = corpus.part("validation", "dance", warped=False) or train
     frames = args.window
     t0 = time.time()
     while step < args.steps:
         for group in opt.param_groups:
             group["lr"] = _cosine_lr(step, args.steps, args.lr)
-        x = torch.as_tensor(_tokenizer_batch(train, corpus, args.batch, frames, rng), device=device)
+        x = torch.as_tensor(_tokenizer_batch(train, corpus, args.batch, frames, rng, args.dance_share), device=device)
         z = model.encode_latent(x)
         zq, commit, used = quantize_train(model, z, ema)
         y = model.decode_latent(zq)
         recon = F.smooth_l1_loss(y, x)
         vel = F.smooth_l1_loss(y[:, 1:] - y[:, :-1], x[:, 1:] - x[:, :-1])
         root = F.smooth_l1_loss(y[..., :5], x[..., :5])
-        loss = recon + 0.5 * vel + 0.5 * root + 0.02 * commit
+        bones = bone_length_loss(y, x, corpus.mean, corpus.std)
+        loss = recon + 0.5 * vel + 0.5 * root + 0.02 * commit + args.bone_weight * bones
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -310,13 +446,99 @@ def train_tokenizer(args) -> None:
         step += 1
         if step % 50 == 0:
             log(f"step {step} loss {loss.item():.4f} recon {recon.item():.4f} vel {vel.item():.4f} "
-                f"commit {commit.item():.4f} codes used {used} {step / (time.time() - t0):.2f} it/s")
+                f"bones {bones.item() * 100:.2f} cm commit {commit.item():.4f} codes used {used} "
+                f"{step / (time.time() - t0):.2f} it/s")
         if step % args.ckpt_every == 0 or step == args.steps:
             with torch.no_grad():
                 xv = torch.as_tensor(_tokenizer_batch(val, corpus, 64, frames, np.random.default_rng(1)), device=device)
-                err = F.l1_loss(model(xv), xv).item()
-            log(f"step {step} validation L1 (normalised) {err:.4f}")
+                yv = model(xv)
+                err = F.l1_loss(yv, xv).item()
+                bone_err = bone_length_loss(yv, xv, corpus.mean, corpus.std).item()
+            log(f"step {step} validation L1 (normalised) {err:.4f} bone length error {bone_err * 100:.2f} cm")
             _save(out, step, model=model.state_dict(), opt=opt.state_dict(), ema=ema, rng=rng)
+
+
+def rigidity_loss(pred: torch.Tensor, target: torch.Tensor, mean, std) -> torch.Tensor:
+    """Root-mean-square difference (metres) of every distance that a rigid body keeps -- the bones and, at
+    the pelvis and the chest, the distances between the joints of each cluster -- between decoded and true
+    features. Squared, so the worst frames count most: they decide how far the keyed armature is off."""
+    from ..skeleton import default_skeleton
+
+    skel = default_skeleton(body_only=True)
+    pairs = [(skel.parents[j], j) for j in range(1, skel.num_joints)]
+    for j in range(skel.num_joints):
+        members = [j] + skel.children(j)
+        if len(members) >= 3:
+            pairs += [(a, b) for i, a in enumerate(members) for b in members[i + 1:] if (a, b) not in pairs]
+    a_idx = torch.as_tensor([a for a, _ in pairs])
+    b_idx = torch.as_tensor([b for _, b in pairs])
+
+    def distances(x):
+        j = root_local_joints(x, mean, std)
+        return (j[..., b_idx, :] - j[..., a_idx, :]).norm(dim=-1)
+
+    return ((distances(pred) - distances(target)) ** 2).mean().sqrt()
+
+
+def train_decoder(args) -> None:
+    """Fine-tune only the tokenizer's decoders for rigid output (encoder and codebooks frozen, so every token
+    keeps its meaning and a generator trained on the tokens stays valid). Saved as the next tokenizer
+    checkpoint."""
+    from ..tokenizer import RVQVAE
+    from ..weights import compact_configs
+
+    out = Path(args.out) / "tokenizer"
+    log = Log(out / "train.log")
+    device = _device(args.device)
+    torch.set_num_threads(args.threads)
+    ck = _latest(out)
+    if ck is None:
+        raise FileNotFoundError(f"no tokenizer checkpoint in {out}: train the tokenizer first")
+    state = torch.load(ck, map_location=device, weights_only=False)
+    model = RVQVAE(compact_configs()[0]).to(device)
+    model.load_state_dict(state["model"])
+    with np.load(out / "stats.npz") as z:
+        corpus = Corpus(build_dataset(log, args.dataset), {"mean": z["mean"], "std": z["std"]})
+    decoders = [m for m in (model.decoder, getattr(model, "vel_decoder", None)) if m is not None]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = [p for m in decoders for p in m.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99))
+    train = corpus.part("train")
+    val = corpus.part("validation", "dance", warped=False) or train
+    rng = np.random.default_rng(int(state["step"]))
+    first = int(state["step"])
+    log(f"decoder fine-tune from {ck.name} for {args.steps} steps (rigidity weight {args.bone_weight})")
+    t0 = time.time()
+    for k in range(1, args.steps + 1):
+        for group in opt.param_groups:
+            group["lr"] = _cosine_lr(k, args.steps, args.lr, warmup=50)
+        x = torch.as_tensor(_tokenizer_batch(train, corpus, args.batch, args.window, rng, args.dance_share),
+                            device=device)
+        with torch.no_grad():
+            zq = model.quantizer.embed(model.encode(x))
+        y = model.decode_latent(zq)
+        recon = F.smooth_l1_loss(y, x)
+        vel = F.smooth_l1_loss(y[:, 1:] - y[:, :-1], x[:, 1:] - x[:, :-1])
+        rigid = rigidity_loss(y, x, corpus.mean, corpus.std)
+        loss = recon + 0.5 * vel + args.bone_weight * rigid
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if k % 50 == 0:
+            log(f"decoder step {k} loss {loss.item():.4f} recon {recon.item():.4f} rigidity {rigid.item() * 100:.2f} "
+                f"cm {k / (time.time() - t0):.2f} it/s")
+        if k % args.ckpt_every == 0 or k == args.steps:
+            with torch.no_grad():
+                xv = torch.as_tensor(_tokenizer_batch(val, corpus, 64, args.window, np.random.default_rng(1)),
+                                     device=device)
+                yv = model(xv)
+                log(f"decoder step {k} validation L1 (normalised) {F.l1_loss(yv, xv).item():.4f} rigidity "
+                    f"{rigidity_loss(yv, xv, corpus.mean, corpus.std).item() * 100:.2f} cm")
+            _save(out, first + k, model=model.state_dict(), opt=state["opt"], ema=state["ema"], rng=state["rng"])
 
 
 # ------------------------------------------------------------------------------------------ generator
@@ -335,15 +557,40 @@ def load_tokenizer(out: Path, device):
     return model.eval(), stats
 
 
-def tokenize_corpus(corpus: Corpus, tokenizer, device) -> None:
-    """Adds 'tokens' and 'tokens_mirrored' (L, 3) to every clip."""
+def tokenize_corpus(corpus: Corpus, tokenizer, device, purpose: str | None = None) -> None:
+    """Adds 'tokens' and 'tokens_mirrored' (L, 3) to every clip (of ``purpose``, when given)."""
     fpl = tokenizer.frames_per_latent
     with torch.no_grad():
         for c in corpus.clips:
+            if purpose is not None and c["purpose"] != purpose:
+                continue
             for key, out in (("feats", "tokens"), ("mirrored", "tokens_mirrored")):
                 usable = c[key].shape[0] // fpl * fpl
                 x = torch.as_tensor(corpus.normalised(c[key][:usable]), device=device)[None]
                 c[out] = tokenizer.encode(x)[0].cpu().numpy() if usable else np.zeros((0, 3), np.int64)
+
+
+def clip_weights(clips: list[dict]) -> np.ndarray:
+    """Sampling probabilities: by length within a genre, genres by the square root of their length (a genre
+    of one long dancer does not drown the others, a short genre is still seen)."""
+    frames = np.array([c["feats"].shape[0] for c in clips], np.float64)
+    genres = [c["genre"] for c in clips]
+    per_genre = {g: frames[[x == g for x in genres]].sum() for g in set(genres)}
+    w = np.array([f / per_genre[g] * np.sqrt(per_genre[g]) for f, g in zip(frames, genres)])
+    return w / w.sum()
+
+
+def generator_config(window_tokens: int):
+    """The compact generator with ``window_tokens`` dance tokens (and 4/3 as many music frames) per window."""
+    from dataclasses import replace
+
+    from ..weights import compact_configs
+
+    cfg = compact_configs()[1]
+    if window_tokens % 3:
+        raise ValueError(f"window tokens must be a multiple of 3 (one latent = 3 tokens), got {window_tokens}")
+    frames = window_tokens // 3 * 4
+    return replace(cfg, dance_len=window_tokens, music_len=frames, cond_len=frames)
 
 
 def _generator_batch(clips, corpus: Corpus, cfg, batch: int, rng, cond_drop: float = 0.5):
@@ -358,8 +605,9 @@ def _generator_batch(clips, corpus: Corpus, cfg, batch: int, rng, cond_drop: flo
     mask = np.zeros((batch, n_tok), np.float32)
     style = np.zeros(batch, np.int64)
     usable = [c for c in clips if c["tokens"].shape[0] >= 4]
+    weights = clip_weights(usable)
     for b in range(batch):
-        c = usable[rng.integers(len(usable))]
+        c = usable[rng.choice(len(usable), p=weights)]
         mirrored = rng.random() < 0.5
         toks = c["tokens_mirrored" if mirrored else "tokens"]
         feats = c["mirrored" if mirrored else "feats"]
@@ -387,13 +635,31 @@ def train_generator(args) -> None:
     torch.set_num_threads(args.threads)
     tokenizer, stats = load_tokenizer(out, device)
     corpus = Corpus(build_dataset(log, args.dataset), stats)
-    tokenize_corpus(corpus, tokenizer, device)
-    cfg = compact_configs()[1]
+    tokenize_corpus(corpus, tokenizer, device, purpose="dance")
+    cfg = generator_config(args.window_tokens)
     torch.manual_seed(0)
     model = ChoreoLLaMA(cfg).to(device)
     for p in model.parameters():
         if p.ndim >= 2:
             torch.nn.init.normal_(p, std=0.02)
+    if (init := initial_weight_set(args.init)) is not None:
+        state = init.generator.state_dict()
+        resized = [k for k, v in state.items() if k in model.state_dict() and model.state_dict()[k].shape != v.shape]
+        model.load_state_dict({k: v for k, v in state.items() if k not in resized}, strict=False)
+        if "cond_projection.weight" in resized:    # another window length: start as a plain time resampling
+            with torch.no_grad():
+                src = torch.linspace(0, cfg.cond_len - 1, cfg.music_len)
+                lo = src.floor().long().clamp(max=cfg.cond_len - 2)
+                frac = src - lo
+                weight = torch.zeros(cfg.music_len, cfg.cond_len)
+                weight[torch.arange(cfg.music_len), lo] = 1 - frac
+                weight[torch.arange(cfg.music_len), lo + 1] += frac
+                model.cond_projection.weight.copy_(weight)
+                model.cond_projection.bias.zero_()
+        log(f"initialised from {args.init}" + (f" (resized for the window: {', '.join(resized)})" if resized else ""))
+    minutes = corpus.minutes_by_genre("train")
+    log(f"window {cfg.dance_len} tokens ({cfg.music_len / 30:.1f} s); dance minutes per genre (train, before "
+        f"augmentation): {minutes}")
     model.set_codebooks(torch.stack([tokenizer.codebook(g) for g in range(3)]).detach())
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
@@ -403,8 +669,8 @@ def train_generator(args) -> None:
     folder = out / "generator"
     if (state := _resume(folder, model, opt, device, log)) is not None:
         step, rng = state["step"], state["rng"]
-    train = corpus.part("train")
-    val = corpus.part("validation") or train
+    train = corpus.part("train", "dance")
+    val = corpus.part("validation", "dance", warped=False) or train
     t0, start_step = time.time(), step
     while step < args.steps:
         for group in opt.param_groups:
@@ -430,7 +696,8 @@ def train_generator(args) -> None:
                 acc = ((vl.argmax(-1) == vt).float() * vk).sum() / vk.sum()
             log(f"step {step} validation loss {(vce * vk.reshape(-1)).sum().item() / vk.sum().item():.4f} "
                 f"top-1 {acc.item():.3f}")
-            _save(folder, step, model=model.state_dict(), opt=opt.state_dict(), rng=rng)
+            _save(folder, step, model=model.state_dict(), opt=opt.state_dict(), rng=rng, config=cfg.to_dict(),
+                  minutes=minutes)
 
 
 # ------------------------------------------------------------------------------------------ retrieval
@@ -460,12 +727,15 @@ def train_retrieval(args) -> None:
     cfg = compact_configs()[2]
     torch.manual_seed(0)
     model = RetrievalNet(cfg).to(device)
+    if (init := initial_weight_set(args.init)) is not None and init.retrieval is not None:
+        model.load_state_dict(init.retrieval.state_dict())
+        log(f"initialised from {args.init}")
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=2e-5)
     step, rng = 0, np.random.default_rng(0)
     if (state := _resume(out, model, opt, device, log)) is not None:
         step, rng = state["step"], state["rng"]
-    train = [c for c in corpus.part("train") if c["feats"].shape[0] >= 64]
-    val = [c for c in corpus.part("validation") if c["feats"].shape[0] >= 64] or train
+    train = [c for c in corpus.part("train", "dance") if c["feats"].shape[0] >= 64]
+    val = [c for c in corpus.part("validation", "dance", warped=False) if c["feats"].shape[0] >= 64] or train
     t0, start_step = time.time(), step
     while step < args.steps:
         for group in opt.param_groups:
@@ -509,8 +779,11 @@ def export(args) -> Path:
     gen_ck = _latest(out / "generator")
     if gen_ck is None:
         raise FileNotFoundError(f"no generator checkpoint in {out / 'generator'}")
+    gen_state = torch.load(gen_ck, map_location="cpu", weights_only=False)
+    if "config" in gen_state:                  # the window length it was trained with
+        gen_cfg = type(gen_cfg).from_dict(gen_state["config"])
     generator = ChoreoLLaMA(gen_cfg)
-    generator.load_state_dict(torch.load(gen_ck, map_location="cpu", weights_only=False)["model"])
+    generator.load_state_dict(gen_state["model"])
     ret_ck = _latest(out / "retrieval")
     retrieval_state = None
     if ret_ck is not None:
@@ -526,6 +799,9 @@ def export(args) -> Path:
               "music_features": "rhythm features at 30 fps: onset strength, smoothed onset, beat one-hot, sin/cos of "
                                 "the beat phase, tempo / 120 bpm, tempogram bin 0 (core_models/audio.py)",
               "retrieval_motion_input": "raw",
+              # Genres the generator was trained on, with minutes of original dance in each (before mirroring
+              # and tempo augmentation); generate() refuses the others unless asked.
+              "trained_genres": gen_state.get("minutes", {}),
               "tokenizer": tok_cfg.to_dict(), "generator": gen_cfg.to_dict(),
               "retrieval": ret_cfg.to_dict() if ret_ck else None}
     return write_weight_set(args.dest, config, half(tokenizer.state_dict()), half(generator.state_dict()),
@@ -535,20 +811,24 @@ def export(args) -> Path:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m core_models.train.compact", description=__doc__.split("\n")[0])
-    ap.add_argument("stage", choices=["data", "tokenizer", "generator", "retrieval", "export"])
+    ap.add_argument("stage", choices=["data", "tokenizer", "decoder", "generator", "retrieval", "export"])
     ap.add_argument("--out", default="runs/compact")
     ap.add_argument("--dest", default="core_models/assets/compact")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--window", type=int, default=64, help="tokenizer training window (frames)")
+    ap.add_argument("--window-tokens", type=int, default=96, help="generator window (dance tokens; 3 per latent)")
+    ap.add_argument("--init", help="a weight-set folder to start from (fine-tuning), e.g. core_models/assets/compact")
+    ap.add_argument("--dance-share", type=float, default=0.5, help="tokenizer: share of windows from dance clips")
+    ap.add_argument("--bone-weight", type=float, default=10.0, help="tokenizer: weight of the bone-length loss (m)")
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--fp16", action="store_true", help="export: store weights in float16 (half the size)")
     ap.add_argument("--dataset", help="a dataset .npz of the cached format instead of ../shared/data")
     args = ap.parse_args(argv)
-    defaults = {"tokenizer": (6000, 64, 1e-3), "generator": (6000, 8, 5e-4), "retrieval": (2000, 32, 3e-4)}
+    defaults = {"tokenizer": (6000, 64, 1e-3), "decoder": (1000, 64, 2e-4), "generator": (6000, 8, 5e-4), "retrieval": (2000, 32, 3e-4)}
     if args.stage in defaults:
         steps, batch, lr = defaults[args.stage]
         args.steps, args.batch, args.lr = args.steps or steps, args.batch or batch, args.lr or lr
@@ -556,6 +836,8 @@ def main(argv=None) -> int:
         build_dataset(override=args.dataset)
     elif args.stage == "tokenizer":
         train_tokenizer(args)
+    elif args.stage == "decoder":
+        train_decoder(args)
     elif args.stage == "generator":
         train_generator(args)
     elif args.stage == "retrieval":

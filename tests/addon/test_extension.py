@@ -613,13 +613,44 @@ def _silent(path):
     return path
 
 
-@pytest.mark.parametrize("case", ["no_weight_set", "not_a_weight_set", "no_music_file", "missing_music",
+def test_a_fresh_install_generates_with_the_bundled_weights_and_the_starter_library(scene, ext, tmp_path):
+    """No preferences set: Generate uses the compact set inside the extension and retrieves references from
+    the starter library that ships with it; the Library section lists that library, read-only."""
+    from generation_fixture import write_drum_track
+
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.weights_path, prefs.library_path, prefs.device = "", "", "cpu"
+    settings = scene.choreo
+    music = write_drum_track(tmp_path / "drums.wav", 14.0)
+    settings.music_source, settings.music_file, settings.genre = "FILE", str(music), "Latin"
+    before = set(bpy.data.objects)
+    try:
+        assert bpy.ops.choreo.generate() == {"FINISHED"}
+        dancer = _new_dancer(before)
+        record = dancer.animation_data.action["choreo_generation"]
+        assert record["reference_mode"] == "auto" and "starter library" in record["library"]
+        refs = [r for w in record["references"] for r in w]
+        assert refs and all(r.startswith("CMU ") for r in refs)
+        assert record["fk_error_m"] <= 0.05 and "References (auto): CMU" in settings.last_report
+        assert bpy.ops.choreo.library_refresh() == {"FINISHED"}
+        listed = [item for item in settings.library_clips]
+        assert len(listed) >= 40 and all(item.shipped for item in listed)
+        _select(settings, listed[0].name)
+        with pytest.raises(RuntimeError, match="part of the starter library"):
+            bpy.ops.choreo.library_remove(clip=listed[0].name)
+    finally:
+        prefs.device = "auto"
+        _clear_library_state(settings)
+
+
+@pytest.mark.parametrize("case", ["untrained_genre", "not_a_weight_set", "no_music_file", "missing_music",
                                   "no_sound_strip", "silent_music", "range_past_strip", "bad_smplx_path"])
 def test_generate_bad_input_reports_and_writes_nothing(scene, gen_prefs, drum_track, tmp_path, case):
     settings = scene.choreo
     settings.music_source, settings.music_file = "FILE", str(drum_track)
-    if case == "no_weight_set":
+    if case == "untrained_genre":                        # the bundled set (no folder set) never learned Ballet
         gen_prefs.weights_path = ""
+        settings.genre = "Ballet"
     elif case == "not_a_weight_set":
         settings.weights_override = str(tmp_path)
     elif case == "no_music_file":
@@ -637,7 +668,7 @@ def test_generate_bad_input_reports_and_writes_nothing(scene, gen_prefs, drum_tr
         settings.length_mode, settings.range_start = "RANGE", 7.0
     elif case == "bad_smplx_path":
         gen_prefs.smplx_model_path = str(tmp_path / "SMPLX_NEUTRAL.npz")
-    message = {"no_weight_set": "No weight set", "not_a_weight_set": "no config.json", "no_music_file": "No music file",
+    message = {"untrained_genre": "not trained on Ballet", "not_a_weight_set": "no config.json", "no_music_file": "No music file",
                "missing_music": "nope.wav", "no_sound_strip": "no sound strip", "silent_music": "silent",
                "range_past_strip": "plays only 6.00 s", "bad_smplx_path": "SMPL-X model file"}[case]
     before = _scene_state(scene)
@@ -756,9 +787,15 @@ def test_generate_panel_draws_every_state(scene, gen_prefs, weight_set):
     settings.music_source, settings.length_mode = "FILE", "RANGE"
     log = _draw(gen_panel, draw_weight_set=gen_panel.draw_weight_set)
     assert {("prop", "music_file"), ("prop", "range_start"), ("prop", "range_length")} <= _named(log)
-    gen_prefs.weights_path = ""
+    gen_prefs.weights_path = ""                                    # the compact set bundled with Choreo
     log = _draw(gen_panel, draw_weight_set=gen_panel.draw_weight_set)
-    assert "No weight set" in texts(log) and ("operator", "preferences.addon_show") in log
+    assert "Weights: compact (bundled)" in texts(log)
+    settings.genre = "Ballet"                                      # not trained: marked, with the way out
+    log = _draw(gen_panel, draw_weight_set=gen_panel.draw_weight_set)
+    assert "Ballet is not a trained genre" in texts(log) and ("prop", "allow_untrained_genre") in _named(log)
+    items = [i[0] for i in sys.modules[MODULE].addon.properties.genre_items(settings, bpy.context)]
+    assert items[:4] == ["Popular", "Latin", "Modern", "Folk"] and set(items[4:]) == {"Ballet", "Classic"}
+    settings.genre = "Popular"
     settings.weights_override = str(weight_set.parent)          # a folder without config.json
     assert "no config.json" in texts(_draw(gen_panel, draw_weight_set=gen_panel.draw_weight_set))
     job = bpy.context.window_manager.choreo_job
@@ -776,7 +813,7 @@ def test_generate_panel_draws_every_state(scene, gen_prefs, weight_set):
     fields = {name: getattr(gen_prefs, name) for name in ("weights_path", "library_path", "smplx_model_path", "device",
                                                           "precision")}
     log = _draw(prefs_cls, bl_rna=gen_prefs.bl_rna, **fields)
-    assert ("prop", "weights_path") in log and "No weight set yet" in texts(log)
+    assert ("prop", "weights_path") in log and "bundled with Choreo" in texts(log)
 
 
 # ------------------------------------------------------------------------------------------------- Library
@@ -826,9 +863,11 @@ def library(scene, seed_library, tmp_path):
     shutil.copytree(seed_library, path)
     prefs = bpy.context.preferences.addons[MODULE].preferences
     _clear_library_state(scene.choreo)
+    prefs.use_starter_library = False                  # these tests look at the user's own library alone
     prefs.library_path = str(path)
     yield path
     prefs.library_path = ""
+    prefs.use_starter_library = True
     _clear_library_state(scene.choreo)
 
 

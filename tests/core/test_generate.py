@@ -2,6 +2,7 @@
 """Official-layout checkpoints -> weights_fetch.py convert -> strict load -> generate; compact family on audio."""
 import json
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from core_models.progress import Cancelled
 from core_models.retrieval import RetrievalConfig, RetrievalNet
 from core_models.tokenizer import RVQVAE, TokenizerConfig
 from core_models.weights import WeightSetError, load_weight_set
+from generation_fixture import write_drum_track
 
 TOK = TokenizerConfig(nb_code=8, code_dim=16, output_emb_width=16, width=32, depth=2, dilation_growth_rate=3)
 HF_LLAMA = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
@@ -296,7 +298,7 @@ def _fk_check(joints):
     from core_models.pipeline import features_to_motion
 
     feats = joints_to_features(joints)
-    decoded, motion, err = features_to_motion(feats)
+    decoded, motion, err, _ = features_to_motion(feats, on_stage=False)
     assert motion.skeleton.num_joints == 55 and motion.rotations.shape == (feats.shape[0], 55, 4)
     fk = motion.joints()[:, :22]
     assert np.linalg.norm(fk - decoded, axis=-1).max() == pytest.approx(err)
@@ -354,3 +356,44 @@ def test_full_size_retrievalnet_converts_and_loads_strictly(tmp_path):
     with torch.no_grad():
         a, b = ws.retrieval.encode_motion(x), ret.eval().encode_motion(x)
     assert torch.allclose(a, b, atol=1e-6) and torch.allclose(a.norm(dim=1), torch.ones(2), atol=1e-5)
+
+
+# --------------------------------------------------------------------------- the shipped compact set dances
+
+SHIPPED = Path(__file__).resolve().parents[2] / "core_models" / "assets" / "compact"
+
+
+@pytest.mark.parametrize("genre,seed", [("Popular", 0), ("Latin", 1), ("Folk", 2), ("Modern", 3)])
+def test_generated_dances_are_keyed_true_on_stage_and_on_the_floor(tmp_path, genre, seed):
+    """Every trained genre of the shipped set: the SMPL-X rotations reproduce the dance's joints within 2 cm,
+    no foot goes below the floor, and the dancer stays within a few metres of its start."""
+    from core_models.metrics import root_travel
+
+    music = write_drum_track(tmp_path / "drums.wav", 30.0)
+    res = generate(str(music), genre, weights=SHIPPED, seed=seed, references=None)
+    assert res.fk_error_m <= 0.02
+    fk = res.motion.joints()[:, :22]
+    assert np.linalg.norm(fk - res.joints, axis=-1).max() == pytest.approx(res.fk_error_m)
+    assert res.joints[:, [7, 8, 10, 11], 1].min() >= -1e-6
+    assert root_travel(res.joints)["max_distance_m"] <= 4.0
+    assert set(res.stage) == {"stage_shift_max_m", "floor_lift_max_m", "decoder_stretch_m"}
+
+
+def test_a_long_song_keeps_the_dancer_on_stage(tmp_path):
+    """Three minutes: drift adds up window after window, the stage keeps it within the corpus range."""
+    from core_models.metrics import root_travel
+
+    music = write_drum_track(tmp_path / "long.wav", 180.0)
+    res = generate(str(music), "Popular", weights=SHIPPED, seed=5, references=None)
+    travel = root_travel(res.joints)
+    assert res.num_frames == 5400 and travel["max_distance_m"] <= 4.0
+    assert travel["travel_m_per_min"] <= 45.0                       # the dance corpus: 1-42 m per minute
+    assert res.fk_error_m <= 0.02
+
+
+def test_music_shorter_than_one_window_still_dances(tmp_path):
+    music = write_drum_track(tmp_path / "short.wav", 3.0)
+    res = generate(str(music), "Latin", weights=SHIPPED, seed=0, references=None)
+    assert res.num_frames == 90 and np.isfinite(res.joints).all() and res.fk_error_m <= 0.02
+    with pytest.raises(GenerationError, match="at least 2 s"):
+        generate(str(write_drum_track(tmp_path / "tiny.wav", 1.0)), "Latin", weights=SHIPPED, references=None)

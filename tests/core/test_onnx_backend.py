@@ -17,7 +17,7 @@ pytest.importorskip("onnxscript")
 torch = pytest.importorskip("torch")
 
 from generation_fixture import NO_TORCH_PRELUDE, write_drum_track  # noqa: E402
-from motion_fixture import make_dance  # noqa: E402
+from motion_fixture import make_dance, sliding_stance  # noqa: E402
 from core_models import frdm  # noqa: E402
 from core_models.onnx_backend import (OnnxBackendError, load_for_backend, load_onnx_frdm,  # noqa: E402
                                       load_onnx_weight_set)
@@ -115,10 +115,7 @@ def test_retrieval_rankings_and_library_tokens_are_identical(compact):
 
 
 def _skated(frames=150):
-    from core_models.skating import SkatingParams, add_skating
-
-    _, _, _, joints = make_dance(frames, seed=4)
-    return add_skating(joints, SkatingParams(seed=3))[0]
+    return sliding_stance(frames)
 
 
 def test_frdm_outputs_match_on_both_backends(frdm_set):
@@ -198,9 +195,9 @@ def test_generate_and_fix_feet_run_where_torch_cannot_be_imported(compact, frdm_
         import numpy as np
         from core_models.pipeline import generate
         from core_models import frdm
-        from motion_fixture import make_dance
+        from motion_fixture import sliding_stance
         res = generate({str(music)!r}, "Popular", weights={str(compact)!r}, seed=3, references=None)
-        _, _, _, joints = make_dance(120, seed=4)
+        joints = sliding_stance(120)
         fix = frdm.fix_feet(joints, weights={str(frdm_set)!r}, steps=3)
         print(json.dumps({{"device": res.device, "frames": res.num_frames, "tokens": res.tokens.tolist(),
                           "fix_backend": fix.report["backend"], "fix_method": fix.method,
