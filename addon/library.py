@@ -116,7 +116,7 @@ class CHOREO_OT_library_create(bpy.types.Operator):
             library = Library.create(folder)
         except (ValueError, OSError) as exc:
             return _fail(self, context, str(exc))
-        refresh_clips(context.scene, library)
+        refresh_clips(context.scene, open_library(context))
         context.scene.choreo.last_report = f"Created an empty reference library in {folder}"
         return {"FINISHED"}
 
@@ -134,7 +134,7 @@ class CHOREO_OT_library_refresh(bpy.types.Operator):
             settings.library_clips.clear()
             settings.library_shown, settings.library_status = library_folder(context), str(exc)
             return _fail(self, context, str(exc))
-        refresh_clips(context.scene, library)
+        refresh_clips(context.scene, open_library(context))
         notes = f" ({'; '.join(library.notes)})" if library.notes else ""
         settings.last_report = (f"Library {os.path.basename(library.path) or library.path}: {len(library)} clips, "
                                 f"{len(settings.library_clips)} listed{notes}")
@@ -156,7 +156,7 @@ class CHOREO_OT_library_repair(bpy.types.Operator):
             library, done = Library.repair_at(folder)
         except (ValueError, OSError) as exc:
             return _fail(self, context, str(exc))
-        refresh_clips(context.scene, library)
+        refresh_clips(context.scene, open_library(context))
         context.scene.choreo.last_report = (f"Repaired the library ({len(library)} clips): "
                                             f"{'; '.join(done[:4]) or 'nothing needed fixing'}")
         return {"FINISHED"}

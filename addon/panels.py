@@ -276,16 +276,17 @@ class CHOREO_PT_library(_ChoreoPanel, bpy.types.Panel):
                 box.operator("choreo.library_repair", icon="TOOL_SETTINGS")
         elif not len(settings.library_clips):
             box.label(text="Press Refresh to list the clips", icon="INFO")
-        row = layout.row(align=True)
-        row.prop(settings, "library_genre", text="")
-        row.prop(settings, "library_text", text="", icon="VIEWZOOM")
-        layout.template_list("CHOREO_UL_library_clips", "", settings, "library_clips", settings, "library_index",
-                             rows=4)
-        row = layout.row(align=True)
-        row.enabled = len(settings.library_clips) > 0
-        row.operator("choreo.library_preview", icon="PLAY")
-        row.operator("choreo.library_pin", icon="PINNED")
-        row.operator("choreo.library_remove", text="", icon="TRASH")
+        if not problem:                      # nothing to list until the folder is a library
+            row = layout.row(align=True)
+            row.prop(settings, "library_genre", text="")
+            row.prop(settings, "library_text", text="", icon="VIEWZOOM")
+            layout.template_list("CHOREO_UL_library_clips", "", settings, "library_clips", settings,
+                                 "library_index", rows=4)
+            row = layout.row(align=True)
+            row.enabled = len(settings.library_clips) > 0
+            row.operator("choreo.library_preview", icon="PLAY")
+            row.operator("choreo.library_pin", icon="PINNED")
+            row.operator("choreo.library_remove", text="", icon="TRASH")
         if len(settings.library_pins):
             box = layout.box()
             box.label(text=f"Pinned for Generate ({len(settings.library_pins)}, best first):", icon="PINNED")

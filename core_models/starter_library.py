@@ -195,6 +195,16 @@ class LibraryStack:
     def derived(self, ws, name: str, progress: ProgressFn | None = None) -> dict:
         return self.owner(name).derived(ws, name, progress)
 
+    def prepare(self, ws, names=None, progress: ProgressFn | None = None, cancel: threading.Event | None = None):
+        """Derived data of every clip (or of ``names``) for ``ws``, computed where it is missing."""
+        progress = progress or no_progress
+        names = list(names) if names is not None else [c.name for c in self.clips()]
+        for i, name in enumerate(names):
+            check_cancel(cancel)
+            progress("library", i, len(names))
+            self.derived(ws, name)
+        progress("library", len(names), len(names))
+
     def retrieve(self, ws, query: np.ndarray, genre: str | None = None, top_k: int = 10, names=None):
         return retrieve_references(self, ws, query, genre, top_k, names)
 

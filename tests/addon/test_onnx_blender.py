@@ -93,5 +93,6 @@ def test_generate_and_fix_feet_in_blender_without_torch(onnx_sets, tmp_path):
     assert got["device"] == "onnxruntime CPUExecutionProvider"
     assert "onnxruntime CPUExecutionProvider" in got["report"]            # the panel says what ran
     assert got["fixed_action"] == f"{got['action']} feet fixed"
-    assert got["fix_method"] == "frdm" and got["fix_backend"] == "onnxruntime CPUExecutionProvider"
+    assert got["fix_method"] == "frdm" and (got["fix_backend"] == "onnxruntime CPUExecutionProvider" or (
+        got["fix_backend"] is None and "already clean" in got["fix_text"]))      # nothing slid: no model ran
     assert got["torch_loaded"] is False
