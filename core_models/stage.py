@@ -9,8 +9,8 @@ These corrections move the whole body rigidly (the pose itself is untouched):
 * :func:`keep_on_stage` -- the slow part of the root's horizontal path (the drift, seconds long) is softly
   pulled into a circle of ``radius`` around the start; steps, sways and turns (the fast part) stay as
   generated. Inside the circle nothing changes.
-* :func:`ground_feet` -- the body is lifted where a foot would go below the floor, smoothly, and set down
-  so the feet touch the floor where the dance puts its weight on them.
+* :func:`ground_feet` -- the body is set down so that the supporting foot (the lowest, moving slowly)
+  stands on the floor, airborne moves keep their height, and no foot goes below the floor.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ FEET = list(LEFT_FOOT_JOINTS) + list(RIGHT_FOOT_JOINTS)
 
 STAGE_RADIUS_M = 1.5        # the slow path stays within this distance of the start (soft limit)
 STAGE_LIMIT_M = 2.5         # ... and never beyond this one
+SUPPORT_SPEED = 0.6         # m/s: a foot point slower than this, lowest of the feet, carries the weight
 DRIFT_SECONDS = 2.0         # time scale that separates drift (slower) from steps and sways (faster)
 
 
@@ -64,17 +65,32 @@ def keep_on_stage(joints: np.ndarray, fps: float = 30.0, radius: float = STAGE_R
 
 
 def ground_feet(joints: np.ndarray, fps: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
-    """(T, J, 3) joints (Y up) -> (joints with no foot below y = 0 and the supporting foot on it, (T,) lift).
+    """(T, J, 3) joints (Y up) -> (joints standing on y = 0, (T,) vertical shift applied).
 
-    The floor is where the lower foot is when the dancer stands on it (a low percentile over the clip);
-    frames where a foot would still go below it are lifted, smoothly over about a tenth of a second."""
+    Where the lowest foot point moves slowly it carries the weight, so it is set on the floor (a generated
+    dancer otherwise hovers or sinks by centimetres); between such frames (a hop, a jump, a kick) the shift
+    is interpolated, so airborne moves keep their height. Frames where a foot would still go below the
+    floor are lifted, smoothly over about a tenth of a second."""
     joints = np.asarray(joints, np.float64)
-    lowest = joints[:, FEET, 1].min(axis=1)
-    out = joints.copy()
-    out[..., 1] -= np.percentile(lowest, 5)
-    below = np.maximum(0.0, -(lowest - np.percentile(lowest, 5)))
+    heights = joints[:, FEET, 1]
+    lowest = heights.min(axis=1)
+    t_len = joints.shape[0]
+    speed = np.zeros_like(heights)
+    if t_len > 1:
+        step = np.linalg.norm(np.diff(joints[:, FEET], axis=0), axis=-1) * fps
+        speed[1:] = step
+        speed[0] = step[0]
+    support = speed[np.arange(t_len), heights.argmin(axis=1)] < SUPPORT_SPEED
+    if support.sum() >= 2:
+        frames = np.flatnonzero(support)
+        shift = np.interp(np.arange(t_len), frames, -lowest[frames])
+        shift = gaussian_filter1d(shift, 0.1 * fps, mode="nearest")
+    else:                                   # never supported (a spin on the floor, noise): a constant floor
+        shift = np.full(t_len, -np.percentile(lowest, 5))
+    below = np.maximum(0.0, -(lowest + shift))
     width = max(1, int(round(0.1 * fps)))
-    lift = gaussian_filter1d(maximum_filter1d(below, 2 * width + 1), width / 2.0)
-    lift = np.maximum(lift, below)
-    out[..., 1] += lift[:, None]
-    return out, lift - np.percentile(lowest, 5)
+    lift = np.maximum(gaussian_filter1d(maximum_filter1d(below, 2 * width + 1), width / 2.0), below)
+    shift = shift + lift
+    out = joints.copy()
+    out[..., 1] += shift[:, None]
+    return out, shift

@@ -1412,14 +1412,15 @@ def test_contact_markers_are_the_source_of_truth_for_fix_feet(scene, tmp_path):
     span = lifts[0].frame - plants[0].frame
     assert span > 25, span
     plants[0].frame += 20
+    moved = plants[0].frame              # the fix rewrites the markers: the Python marker object goes stale
     assert bpy.ops.choreo.fix_feet() == {"FINISHED"}, scene.choreo.last_report
     report = json.loads(rig.animation_data.action["choreo_foot_fix"])
     assert report["contacts_source"] == "given" and "plant/lift marker" in " ".join(report["notes"])
     left = report["contact_intervals"]["left"]
-    assert left[0][0] == int(round((plants[0].frame - first) * 30.0 / fps))
+    assert left[0][0] == int(round((moved - first) * 30.0 / fps))
     # the markers now say what was planted (rewritten from the fix), the moved one kept its place
     again = sorted(m.frame for m in scene.timeline_markers if m.name == prefix + "L plant")
-    assert again[0] == plants[0].frame
+    assert again[0] == moved
     # the frames between the old and the new plant are no longer planted: with the markers as detected, the
     # fix plants them
     rig.animation_data.action = bpy.data.actions[report["source_action"]]
