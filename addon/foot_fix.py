@@ -26,7 +26,8 @@ import numpy as np
 
 from . import jobs
 from .keyframes import SLOTTED_ACTIONS, action_fcurves, ensure_fcurve, scene_fps
-from .operators import RigPose, _fail, read_rig_pose, store_mapping, stored_mapping, world_core
+from .operators import (RigPose, _fail, constraint_note, read_rig_pose, rig_action, store_mapping, stored_mapping,
+                        world_core)
 from .preferences import get_preferences
 from .space import to_blender
 
@@ -96,12 +97,14 @@ def plan_fix(context, obj) -> FixPlan:
     from ..core_models.io.rig_fix import leg_bones
 
     ad = obj.animation_data
-    if ad is None or ad.action is None:
+    if ad is None or (ad.action is None and not len(ad.nla_tracks)):
         raise ValueError(f"'{obj.name}' has no action to fix: import mocap onto it or select an animated rig")
-    action = ad.action
+    action = rig_action(obj, "fix")                 # names the NLA strip when the action sits only there
     mapping = stored_mapping(obj)
     names = [b.name for b in obj.data.bones]
     legs, notes = leg_bones(names, [False] * len(names), mapping)
+    if constraint_note(obj):
+        notes = list(notes) + [constraint_note(obj)]
     if not legs:
         raise ValueError(f"'{obj.name}': no leg has hip, knee and ankle bones mapped; map them in Foot Fix > "
                          "Bone Map (the canonical left/right_hip, _knee and _ankle)")

@@ -397,3 +397,9 @@ def test_music_shorter_than_one_window_still_dances(tmp_path):
     assert res.num_frames == 90 and np.isfinite(res.joints).all() and res.fk_error_m <= 0.02
     with pytest.raises(GenerationError, match="at least 2 s"):
         generate(str(write_drum_track(tmp_path / "tiny.wav", 1.0)), "Latin", weights=SHIPPED, references=None)
+
+
+def test_a_span_that_ends_before_it_starts_is_named(tmp_path):
+    music = write_drum_track(tmp_path / "drums.wav", 8.0)
+    with pytest.raises(GenerationError, match=r"end of the music span \(3 s\) is not after its start \(5 s\)"):
+        generate(str(music), "Latin", weights=SHIPPED, start_s=5.0, end_s=3.0, references=None)
