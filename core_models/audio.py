@@ -496,3 +496,19 @@ def synth_accompaniment(beat_frames: np.ndarray, frames: int, fps: float = 30, s
         put(np.sin(2 * np.pi * f * tb) * np.exp(-tb / 0.25) * np.minimum(1, tb / 0.005), b, 0.35)
     peak = np.max(np.abs(out))
     return (0.8 * out / peak if peak > 0 else out).astype(np.float32)
+
+
+def half_tempo_suspected(onset: np.ndarray, beat_frames: np.ndarray, fps: float = 30) -> float | None:
+    """The tempo (bpm) a beat tracker likely halved, or None: when onsets between its beats are nearly as
+    strong as those on them, the music's pulse is probably twice what it found (fast music, ~200 bpm and up,
+    is often tracked at half speed)."""
+    onset = np.asarray(onset, np.float64)
+    beats = np.asarray(beat_frames, np.int64)
+    beats = beats[(beats >= 1) & (beats < onset.shape[0] - 1)]
+    if beats.size < 4:
+        return None
+    peak = lambda frames: np.maximum.reduce([onset[frames - 1], onset[frames], onset[frames + 1]])
+    mid = (beats[:-1] + beats[1:]) // 2
+    on_beats, between = float(peak(beats).mean()), float(peak(mid).mean())
+    bpm = 60.0 * fps / float(np.median(np.diff(beats)))
+    return bpm if on_beats > 0 and between >= 0.7 * on_beats and bpm < 160 else None

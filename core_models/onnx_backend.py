@@ -24,7 +24,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from .configs import GeneratorConfig
-from .weights import WeightSetInfo, _weights_fetch
+from .weights import WeightSetInfo, _weights_fetch, weight_files
 from .progress import check_cancel
 from .sampling import make_rng, sample_slot
 
@@ -263,7 +263,7 @@ def load_onnx_weight_set(folder, device: str = "auto", verify: bool = True, thre
     if config["family"] != "compact":
         raise OnnxBackendError(f"the ONNX backend runs the compact family; '{folder}' is '{config['family']}' "
                                "(use the torch backend)")
-    files = config.get("files", FILES)
+    files = weight_files(Path(folder), config)
     info = read_export(folder, ["config.json", files["stats"]], verify)
     missing = {"generator_prefill.onnx", "generator_decode.onnx", "tokenizer_decoder.onnx"} - set(info.get("files", []))
     if missing:

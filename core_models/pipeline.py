@@ -374,6 +374,13 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
         except ValueError as exc:          # silence, NaN: the audio module names the problem
             raise GenerationError(str(exc)) from exc
         duration = end_s - start_s
+    if ws.music_frontend == "rhythm" and music_feature_array is None:
+        from .audio import half_tempo_suspected
+
+        halved = half_tempo_suspected(raw[:, 0], np.flatnonzero(raw[:, 2] > 0), cfg.music_fps)
+        if halved:
+            notes.append(f"the beat tracker found {halved:.0f} bpm, but strong onsets fall between those beats: the "
+                         f"music is probably {2 * halved:.0f} bpm, and the dance follows the slower pulse")
     if ws.music_frontend == ws.query_frontend:
         query = raw
     feats = normalise_music(ws, raw)

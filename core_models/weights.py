@@ -628,6 +628,24 @@ def verify_weights(folder) -> list[str]:
     return [p for p in _weights_fetch().verify(folder) if ": onnx/" not in p]
 
 
+def weight_files(folder: Path, config: dict) -> dict:
+    """The set's file names (config "files", default :data:`FILES`), each confined to the folder: a config
+    that points outside it (``../x.safetensors``, an absolute path, a link out) is refused, never read."""
+    from .safe_files import OutsideFolderError, inside
+
+    files = config.get("files", FILES)
+    if not isinstance(files, dict):
+        raise WeightSetError(f"config.json of '{folder}' has \"files\" of the wrong shape (an object of names is "
+                             "expected); its config is damaged: download or convert the set again")
+    for key, name in files.items():
+        try:
+            inside(folder, str(name))
+        except OutsideFolderError as exc:
+            raise WeightSetError(f"config.json of '{folder}' names its {key} file {name!r}, which is outside the "
+                                 f"weight-set folder ({exc}); it is refused. Download or convert the set again") from exc
+    return files
+
+
 def load_weight_set(folder, device="auto", dtype=None, verify: bool = True) -> WeightSet:
     """Load a weight-set folder strictly onto ``device`` in ``dtype`` (default: bf16 on CUDA, fp32 on CPU).
 
@@ -663,7 +681,7 @@ def load_weight_set(folder, device="auto", dtype=None, verify: bool = True) -> W
             raise WeightSetError(f"weight set '{folder}' failed verification: {'; '.join(problems[:3])}. Download or "
                                  "convert it again")
 
-    files = config.get("files", FILES)
+    files = weight_files(folder, config)
     tokenizer = RVQVAE(tok_cfg)
     _load_module(tokenizer, _load_safetensors(folder / files["tokenizer"], "tokenizer"), "RVQ-VAE tokenizer",
                  folder / files["tokenizer"])

@@ -602,3 +602,39 @@ def test_fuzz_damaged_bvh_audio_and_library_indexes(guarded, tmp_path, capsys):
     print(f"fuzz: 420 cases in {elapsed:.1f} s: {outcomes}")
     # both outcomes happen for every kind: the damage is real, and harmless damage still reads
     assert all(len(v) == 2 for v in outcomes.values()), outcomes
+
+
+def test_a_weight_set_config_naming_files_outside_its_folder_is_refused(tmp_path):
+    from core_models.weights import WeightSetError, load_weight_set
+
+    shipped = Path(__file__).resolve().parents[2] / "core_models" / "assets" / "compact"
+    copy = tmp_path / "sets" / "compact"
+    shutil.copytree(shipped, copy)
+    secret = tmp_path / "sets" / "secret.safetensors"
+    shutil.copy(copy / "generator.safetensors", secret)
+    config = json.loads((copy / "config.json").read_text())
+    config["files"] = {"tokenizer": "tokenizer.safetensors", "generator": "../secret.safetensors",
+                       "retrieval": "retrieval.safetensors", "stats": "stats.safetensors"}
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(WeightSetError, match="generator file '../secret.safetensors', which is outside"):
+        load_weight_set(copy, "cpu", verify=False)
+    config["files"] = ["generator.safetensors"]
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(WeightSetError, match="wrong shape"):
+        load_weight_set(copy, "cpu", verify=False)
+
+
+@pytest.mark.parametrize("bpm,halved", [(90, False), (128, False), (220, True), (240, True)])
+def test_a_fast_song_tracked_at_half_tempo_gets_a_note(tmp_path, bpm, halved):
+    from core_models.audio import synth_click_track
+    from core_models.pipeline import generate
+
+    music = tmp_path / "clicks.wav"
+    soundfile.write(music, synth_click_track(bpm, 12.0), 22050)
+    shipped = Path(__file__).resolve().parents[2] / "core_models" / "assets" / "compact"
+    res = generate(str(music), "Latin", weights=shipped, references=None, seed=0)
+    notes = [n for n in res.notes if "beat tracker found" in n]
+    assert bool(notes) == halved, res.notes
+    if halved:
+        doubled = float(notes[0].split("probably ")[1].split(" bpm")[0])
+        assert abs(doubled - bpm) / bpm < 0.05                          # names the song's real tempo
