@@ -156,11 +156,11 @@ def _cut(samples: np.ndarray, sr: int, start_s: float, end_s: float | None):
     duration = samples.shape[0] / sr
     end_s = duration if end_s is None else float(end_s)
     start_s = float(start_s)
+    if not (0 <= start_s < duration):
+        raise GenerationError(f"start {start_s:.2f} s is outside the music (0 - {duration:.2f} s)")
     if end_s <= start_s:
         raise GenerationError(f"the end of the music span ({end_s:g} s) is not after its start ({start_s:g} s): "
                               "choose an end later than the start")
-    if not (0 <= start_s < duration):
-        raise GenerationError(f"start {start_s:.2f} s is outside the music (0 - {duration:.2f} s)")
     end_s = min(end_s, duration)
     if end_s - start_s < MIN_MUSIC_SECONDS:
         raise GenerationError(f"the music span is {end_s - start_s:.2f} s; Choreo needs at least "
