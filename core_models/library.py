@@ -591,13 +591,7 @@ class Library:
 
     def prepare(self, ws, names: Sequence[str] | None = None, progress: ProgressFn | None = None,
                 cancel: threading.Event | None = None) -> None:
-        progress = progress or no_progress
-        names = list(names) if names is not None else [c.name for c in self.clips()]
-        for i, name in enumerate(names):
-            check_cancel(cancel)
-            progress("library", i, len(names))
-            self.derived(ws, name)
-        progress("library", len(names), len(names))
+        prepare_derived(self, ws, names, progress, cancel)
 
     # ------------------------------------------------------------------------------- retrieval
 
@@ -613,6 +607,18 @@ class Library:
         """What ``pipeline.generate`` asks for: references per window, retrieved from this library (among
         the clips of ``genre``, or among the ``pinned`` clips whatever their genre)."""
         return LibraryReferences(self, ws, self.retrieve(ws, query, None if pinned else genre, top_k, pinned))
+
+
+def prepare_derived(source, ws, names: Sequence[str] | None = None, progress: ProgressFn | None = None,
+                    cancel: threading.Event | None = None) -> None:
+    """Derived data of every clip of ``source`` (or of ``names``) for ``ws``, computed where it is missing."""
+    progress = progress or no_progress
+    names = list(names) if names is not None else [c.name for c in source.clips()]
+    for i, name in enumerate(names):
+        check_cancel(cancel)
+        progress("library", i, len(names))
+        source.derived(ws, name)
+    progress("library", len(names), len(names))
 
 
 def retrieve_references(source, ws, query: np.ndarray, genre: str | None = None, top_k: int = 10,

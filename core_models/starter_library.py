@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from .features import joints_to_features
-from .library import FPS, WINDOW, Library, LibraryError, LibraryReferences, retrieve_references
+from .library import (FPS, WINDOW, Library, LibraryError, LibraryReferences, prepare_derived,
+                      retrieve_references)
 from .progress import ProgressFn, check_cancel, no_progress
 
 SHIPPED_LIBRARY_DIR = Path(__file__).resolve().parent / "assets" / "library"
@@ -196,14 +197,7 @@ class LibraryStack:
         return self.owner(name).derived(ws, name, progress)
 
     def prepare(self, ws, names=None, progress: ProgressFn | None = None, cancel: threading.Event | None = None):
-        """Derived data of every clip (or of ``names``) for ``ws``, computed where it is missing."""
-        progress = progress or no_progress
-        names = list(names) if names is not None else [c.name for c in self.clips()]
-        for i, name in enumerate(names):
-            check_cancel(cancel)
-            progress("library", i, len(names))
-            self.derived(ws, name)
-        progress("library", len(names), len(names))
+        prepare_derived(self, ws, names, progress, cancel)
 
     def retrieve(self, ws, query: np.ndarray, genre: str | None = None, top_k: int = 10, names=None):
         return retrieve_references(self, ws, query, genre, top_k, names)
