@@ -36,7 +36,7 @@ def _soft_clamp(radius_of: np.ndarray, soft: float, hard: float) -> np.ndarray:
     return out
 
 
-def _slow_part(path: np.ndarray, sigma: float) -> np.ndarray:
+def slow_path(path: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian low-pass of a (T, 2) path, padded by point reflection at both ends so a steady walk keeps its
     trend up to the last frame (plain padding would make the slow part lag behind the dancer there)."""
     pad = min(int(4 * sigma), path.shape[0] - 1)
@@ -53,7 +53,7 @@ def keep_on_stage(joints: np.ndarray, fps: float = 30.0, radius: float = STAGE_R
     """(T, J, 3) joints (Y up) -> (joints kept within ``limit`` of the start, (T, 2) xz shift applied)."""
     joints = np.asarray(joints, np.float64)
     root = joints[:, 0, [0, 2]] - joints[0, 0, [0, 2]]
-    slow = _slow_part(root, DRIFT_SECONDS * fps)
+    slow = slow_path(root, DRIFT_SECONDS * fps)
     dist = np.linalg.norm(slow, axis=-1)
     target = _soft_clamp(dist, radius, limit)
     scale = np.where(dist > 1e-9, target / np.maximum(dist, 1e-9), 1.0)

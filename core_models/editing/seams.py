@@ -1,0 +1,124 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Joining a replaced range into a take: rotation-space blends at its two ends and the seam measures.
+
+A range [start, end) of new motion replaces the take's frames there. The first and last ``margin`` frames of
+the range are blended (local joint rotations by slerp, the root linearly, smoothstep weights), so the take's
+frames outside the range stay exactly as they were and the motion has no step at either end.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..rotations import quat_conjugate, quat_fix_continuity, quat_mul, quat_slerp
+
+
+DEFAULT_MARGIN_S = 0.5
+MAX_MARGIN_S = 0.5
+
+
+def smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def margin_frames(range_frames: int, fps: float, margin_s: float = DEFAULT_MARGIN_S) -> int:
+    """Blend frames at each end: ``margin_s`` (at most 0.5 s), and never more than a third of the range."""
+    return int(max(1, min(round(min(margin_s, MAX_MARGIN_S) * fps), range_frames // 3)))
+
+
+def blend_weights(length: int, margin: int, blend_start: bool = True, blend_end: bool = True) -> np.ndarray:
+    """(length,) weight of the new motion: rising over the first ``margin`` frames, falling over the last."""
+    w = np.ones(length)
+    ramp = smoothstep((np.arange(margin) + 1.0) / (margin + 1.0))
+    if blend_start:
+        w[:margin] = np.minimum(w[:margin], ramp)
+    if blend_end:
+        w[length - margin:] = np.minimum(w[length - margin:], ramp[::-1])
+    return w
+
+
+def _offset(target: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """(J, 4) per-joint rotations taking ``source`` to ``target`` (target = offset * source), shortest turn."""
+    d = quat_mul(target, quat_conjugate(source))
+    return d * np.where(d[..., :1] < 0, -1.0, 1.0)
+
+
+def carry_offset(target: np.ndarray, source: np.ndarray, rotations: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """(n, J, 4) ``rotations`` carrying, by ``weight`` per frame (0: none, 1: all), the per-joint offset that
+    turns the pose ``source`` (J, 4) into ``target`` (J, 4)."""
+    offset = _offset(target, source)
+    identity = np.zeros_like(offset)
+    identity[:, 0] = 1.0
+    shape = (weight.size,) + offset.shape
+    fading = quat_slerp(np.broadcast_to(identity, shape), np.broadcast_to(offset, shape), weight[:, None])
+    return quat_mul(fading, rotations)
+
+
+def splice(rotations: np.ndarray, root: np.ndarray, new_rotations: np.ndarray, new_root: np.ndarray,
+           start: int, margin: int, blend_start: bool = True, blend_end: bool = True):
+    """Copies of (rotations, root) with frames [start, start + len(new)) replaced by the new motion.
+
+    At each end inside the range the new motion carries an offset that fades over ``margin`` frames: at the
+    start the offset that makes its first frame the take's, at the end the one that makes its last frame the
+    take's. One fixed offset per seam (rather than a cross-fade of two moving poses) keeps the seam as smooth
+    as the motions themselves. An end at the take's first or last frame needs no blend."""
+    n = new_rotations.shape[0]
+    end = start + n
+    out_rot, out_root = rotations.copy(), root.copy()
+    rot = quat_fix_continuity(np.array(new_rotations, np.float64))
+    pos = np.array(new_root, np.float64)
+    fade = 1.0 - blend_weights(n, margin, True, False)[:margin]     # 1 at the seam .. 0 after the margin
+    if blend_start and start > 0:
+        pos[:margin] += fade[:, None] * (root[start] - pos[0])
+        rot[:margin] = carry_offset(rotations[start], rot[0], rot[:margin], fade)
+    if blend_end and end < rotations.shape[0]:
+        pos[n - margin:] += fade[::-1, None] * (root[end - 1] - pos[-1])
+        rot[n - margin:] = carry_offset(rotations[end - 1], rot[-1], rot[n - margin:], fade[::-1])
+    if start > 0:           # keys without sign flips against the frame before the range
+        rot[:, np.sum(rot[0] * rotations[start - 1], axis=-1) < 0] *= -1.0
+    out_rot[start:end] = rot
+    out_root[start:end] = pos
+    return out_rot, out_root
+
+
+def frame_jerk(joints: np.ndarray, fps: float) -> np.ndarray:
+    """(T,) jerk per frame (m/s^3, mean over the joints; frames at the ends padded with their neighbours)."""
+    j = np.linalg.norm(np.diff(joints, 3, axis=0), axis=-1).mean(axis=-1) * fps ** 3
+    return np.concatenate([[j[0]], j, [j[-1]] * 2]) if j.size else np.zeros(joints.shape[0])
+
+
+def seam_report(before: np.ndarray, after: np.ndarray, seams: list[int], margin: int, fps: float) -> dict:
+    """The largest jerk around each seam frame of ``after`` against the 99th-percentile jerk of ``before``."""
+    reference = float(np.percentile(frame_jerk(before, fps), 99))
+    jerk = frame_jerk(after, fps)
+    worst = []
+    for s in seams:
+        lo, hi = max(0, s - margin - 3), min(jerk.size, s + margin + 3)
+        worst.append(float(jerk[lo:hi].max()) if hi > lo else 0.0)
+    top = max(worst) if worst else 0.0
+    return {"seam_frames": [int(s) for s in seams], "seam_jerk_max": top, "take_jerk_p99": reference,
+            "seam_jerk_ratio": top / max(reference, 1e-9), "margin_frames": int(margin)}
+
+
+def wrap_angle(a):
+    return (np.asarray(a) + np.pi) % (2 * np.pi) - np.pi
+
+
+def close_gap(root_rotations: np.ndarray, root: np.ndarray, next_rotation: np.ndarray, next_position: np.ndarray):
+    """A segment's root bent so that it runs into the frame that follows it (the take's ``next_*``): the yaw and
+    horizontal gap between the segment's natural next frame and that frame are spread evenly over the segment
+    (turning its steps little by little), so the end blend has no turn or slide left to do."""
+    from .frames import facing_yaw, rotate_about_y, turn_root
+
+    n = root.shape[0]
+    yaw_end = facing_yaw(root_rotations[-1:])[0]
+    turn = float(wrap_angle(facing_yaw(next_rotation[None])[0] - yaw_end))
+    phi = turn * np.arange(1, n + 1) / n
+    steps = np.diff(root, axis=0)
+    steps = rotate_about_y(phi[1:, None][:, 0], steps)
+    bent = np.concatenate([root[:1], root[:1] + np.cumsum(steps, axis=0)])
+    rotations = turn_root(root_rotations, phi[:, None][:, 0])
+    natural_next = bent[-1] + (bent[-1] - bent[-2] if n > 1 else 0.0)
+    gap = (np.asarray(next_position) - natural_next) * np.array([1.0, 0.0, 1.0])
+    bent = bent + (np.arange(1, n + 1) / n)[:, None] * gap
+    return rotations, bent, {"end_turn_deg": float(np.degrees(turn)), "end_gap_m": float(np.linalg.norm(gap))}

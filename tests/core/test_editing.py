@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Editing a take: repeat and mirror phrases, key poses, paths, beat-snapped ranges (real CMU dance motion
+from the shipped library, real audio decoding of a synthesised drum track)."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core_models.editing import EditError, Take, load_take, save_take
+from core_models.editing.constraints import distance_to_polyline, follow_path, hold_key_pose, key_error
+from core_models.editing.frames import dancer_frame_joints, facing_yaw
+from core_models.editing.music_structure import find_meter, music_grid, snap_range, suggest_repeats
+from core_models.editing.phrases import mirror_joints, repeat_phrase
+from core_models.editing.seams import seam_report
+from core_models.features import features_to_joints
+from core_models.io.motion_file import body_motion_from_joints, full_skeleton_from_body
+from core_models.kinematics import fit_skeleton
+from core_models.metrics import foot_skating_ratio
+from core_models.skeleton import default_skeleton
+
+CLIPS = Path(__file__).resolve().parents[2] / "core_models/assets/library/clips"
+
+
+def take_of_clip(name: str, seconds: float = 20.0) -> Take:
+    features = np.load(CLIPS / f"{name}.npz")["features"].astype(np.float64)[:int(seconds * 30)]
+    joints = features_to_joints(features)
+    skeleton = full_skeleton_from_body(fit_skeleton(joints, default_skeleton(body_only=True)))
+    m = body_motion_from_joints(joints, 30.0, skeleton=skeleton)
+    return Take(m.rotations, m.root_translation, m.skeleton, np.zeros((0, 3)), (0.0, seconds), genre="Popular")
+
+
+@pytest.fixture(scope="module")
+def take():
+    return take_of_clip("CMU_131_01-02_Dance-5514e3cc", 18.0)
+
+
+@pytest.fixture(scope="module")
+def other():
+    return take_of_clip("CMU_143_34-35_Dance-c2f7e293", 12.0)
+
+
+def test_take_round_trip(tmp_path, take):
+    t2 = take.with_motion(take.rotations, take.root, {"edit": "test"})
+    save_take(t2, tmp_path / "t.npz")
+    back = load_take(tmp_path / "t.npz")
+    assert back.edits == [{"edit": "test"}] and take.edits == []
+    np.testing.assert_allclose(back.joints(), t2.joints(), atol=1e-4)
+    assert back.span_s == (0.0, 18.0)
+    with pytest.raises(EditError, match="does not exist"):
+        load_take(tmp_path / "missing.npz")
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_repeat_copies_the_phrase_and_keeps_the_rest(take, mirror):
+    a, b, at = 60, 180, 330
+    new, report = repeat_phrase(take, a, b, at, mirror=mirror)
+    before, after = take.joints(), new.joints()
+    np.testing.assert_array_equal(after[:at], before[:at])
+    np.testing.assert_array_equal(after[at + b - a:], before[at + b - a:])
+    src = dancer_frame_joints(before[a:b], facing_yaw(take.rotations[a:b, 0]))
+    if mirror:
+        src = mirror_joints(src, take.skeleton.names[:22])
+    copy = dancer_frame_joints(after[at:at + b - a], facing_yaw(new.rotations[at:at + b - a, 0]))
+    m = report["margin_frames"]
+    err = np.linalg.norm(src - copy, axis=-1)[m:-m].max()
+    assert err < 0.05, err
+    if not mirror:
+        assert err < 1e-6
+    else:          # a mirror image really is different from the phrase
+        assert np.linalg.norm(src - dancer_frame_joints(before[a:b], facing_yaw(take.rotations[a:b, 0])),
+                              axis=-1).max() > 0.1
+    assert report["range_frames"] == [at, at + b - a]
+    assert new.edits[-1]["edit"] == "repeat" and not take.edits
+
+
+def test_repeat_onto_itself_is_refused(take):
+    with pytest.raises(EditError, match="onto itself"):
+        repeat_phrase(take, 60, 180, 100, mirror=True)
+    with pytest.raises(EditError, match="take ends"):
+        repeat_phrase(take, 60, 180, take.num_frames - 30)
+
+
+def test_key_pose_from_another_take(take, other):
+    frame, key_frame = 250, 200
+    new, report = hold_key_pose(take, frame, other.rotations[key_frame], source="other:200")
+    err = key_error(new, frame, other.joints()[key_frame], facing_yaw(other.rotations[key_frame:key_frame + 1, 0])[0])
+    assert err < 0.03, err
+    assert key_error(take, frame, other.joints()[key_frame],
+                     facing_yaw(other.rotations[key_frame:key_frame + 1, 0])[0]) > 0.1
+    lo, hi = report["window_frames"]
+    np.testing.assert_array_equal(new.joints()[:lo], take.joints()[:lo])
+    np.testing.assert_array_equal(new.joints()[hi:], take.joints()[hi:])
+    with pytest.raises(EditError, match="outside the take"):
+        hold_key_pose(take, take.num_frames + 5, other.rotations[0])
+
+
+def test_follow_path(take):
+    start = take.root[0, [0, 2]]
+    points = np.array([[start[0], 0, start[1]], [start[0] + 1.5, 0, start[1] + 0.5], [start[0] + 2.5, 0,
+                       start[1] + 2.0]])
+    new, report = follow_path(take, points)
+    root = new.joints()[:, 0, [0, 2]]
+    assert distance_to_polyline(root, points[:, [0, 2]]).max() <= 0.15
+    assert report["fsr_after"] <= report["fsr_before"] + 1e-9
+    assert np.linalg.norm(root[-1] - points[-1, [0, 2]]) < 0.2
+    with pytest.raises(EditError, match="no points"):
+        follow_path(take, np.zeros((0, 3)))
+
+
+def test_snap_and_suggest(tmp_path):
+    from core_models.audio import load_audio
+    from generation_fixture import write_drum_track
+
+    y, sr = load_audio(write_drum_track(tmp_path / "drums.wav", 20.0))
+    grid = music_grid(y, sr, 0.0, 20.0, key="drums")
+    assert grid.beats.size > 30 and abs(np.median(np.diff(grid.beats)) - 15) <= 1     # 120 bpm at 30 fps
+    s, e, unit = snap_range(grid, 100, 230, 600)
+    marks = grid.bars if grid.meter else grid.beats
+    assert s in marks and e in marks and unit in ("bars", "beats")
+    with pytest.raises(EditError, match="shorter than one beat"):
+        snap_range(grid, 100, 105, 600)
+    with pytest.raises(EditError, match="whole take"):
+        snap_range(grid, 0, 600, 600)
+    with pytest.raises(EditError, match="outside the take"):
+        snap_range(grid, 500, 700, 600)
+
+
+def test_meter_from_accented_beats():
+    beats = np.arange(0, 480, 15)
+    onset = np.ones(500)
+    onset[beats[1::4]] = 3.0            # every fourth beat accented, starting at the second
+    assert find_meter(onset, beats) == (4, 1)
+    assert find_meter(np.ones(500), beats)[0] is None
