@@ -1,12 +1,22 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Blender side of Choreo: everything that imports bpy lives in this package.
 
-Model and motion maths live in ``..core_models``; modules here import it lazily inside operators so the
-add-on registers (and shows what is missing) even before its Python dependencies are installed.
-"""
-from . import foot_fix, generate, jobs, library, operators, panels, preferences, properties
+Layers, each importing only those below it:
+  panels, preferences, properties          UI and stored settings
+  ops_generate, ops_foot_fix, ops_library,  the operators, one module per panel section (they never import
+  ops_motion                                each other)
+  scene/                                    what operators share: settings, rig, dancer, timeline, library,
+                                            keyframes, space, report (no operators)
+  jobs                                      long work off the main thread, and its Cancel operator
+  ..core_models                             model and motion maths (no bpy)
 
-_modules = (preferences, properties, operators, generate, foot_fix, library, panels)
+Model code in ``..core_models`` is imported lazily inside operators so the add-on registers (and shows what
+is missing) even before its Python dependencies are installed; only numpy-only core modules (skeleton,
+motion, rotations, progress) are imported when the add-on loads.
+"""
+from . import jobs, ops_foot_fix, ops_generate, ops_library, ops_motion, panels, preferences, properties
+
+_modules = (preferences, properties, jobs, ops_motion, ops_generate, ops_foot_fix, ops_library, panels)
 
 
 def register():

@@ -77,7 +77,7 @@ def _facing(joints):
     """The dancer's mean facing (unit vector, Blender space) and mean pelvis position over a core-space dance."""
     import numpy as np
 
-    from .space import to_blender
+    from .scene.space import to_blender
 
     across = joints[:, 1] - joints[:, 2]                       # right hip -> left hip (core: left is +X)
     forward = np.cross(across, np.array([0.0, 1.0, 0.0]))      # core: faces +Z when left is +X
@@ -136,9 +136,9 @@ def run_demo(out_dir, music: str | None = None, seconds: float = 16.0, genre: st
 
     from ..core_models import metrics
     from ..core_models.audio import load_audio, music_beat_frames
-    from .armature import armature_skeleton
-    from .keyframes import read_motion
-    from .preferences import get_preferences
+    from .scene.dancer import armature_skeleton
+    from .scene.keyframes import read_motion
+    from .scene.settings import get_preferences
 
     t0 = time.perf_counter()
     out = Path(out_dir).resolve()
@@ -216,10 +216,9 @@ def render_genre_stills(out_dir, music: str | None = None, seconds: float = 16.0
     frames (``OUT/genres/<genre>_<frame>.png``): what an animator sees of every genre."""
     import bpy
 
-    from .armature import armature_skeleton
-    from .generate import weight_set_folder
-    from .keyframes import read_motion
-    from .preferences import get_preferences, trained_genres
+    from .scene.dancer import armature_skeleton
+    from .scene.keyframes import read_motion
+    from .scene.settings import get_preferences, trained_genres, weight_set_folder
 
     out = Path(out_dir).resolve() / "genres"
     out.mkdir(parents=True, exist_ok=True)

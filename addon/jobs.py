@@ -4,6 +4,7 @@
 ``work(progress, cancel)`` runs in a worker thread and must not touch bpy; ``apply(result)`` runs on the
 main thread (from a ``bpy.app.timers`` poll) and is pushed as one undo step. In background mode timers
 never fire, so everything runs synchronously in the caller (the path tests and batch scripts use).
+The Cancel button next to every progress bar is this module's operator (``choreo.cancel_job``).
 """
 from __future__ import annotations
 
@@ -176,3 +177,22 @@ def shutdown() -> None:
         _current = None
     while bpy.app.timers.is_registered(_poll):
         bpy.app.timers.unregister(_poll)
+
+
+class CHOREO_OT_cancel_job(bpy.types.Operator):
+    """Stop the running Choreo job; nothing it was computing is written"""
+    bl_idname = "choreo.cancel_job"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context):
+        return is_running()
+
+    def execute(self, context):
+        cancel_current()
+        return {"FINISHED"}
+
+
+classes = (CHOREO_OT_cancel_job,)
+
+register, unregister = bpy.utils.register_classes_factory(classes)

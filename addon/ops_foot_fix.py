@@ -4,8 +4,8 @@
 The rig's bones map to the canonical body (by name when imported, editable in the panel). On the main
 thread the rig is evaluated once per frame of its action; the core's ``fix_feet`` repairs the canonical
 body in the job's worker; the repair comes back as a move of the root bone and new hip, knee and ankle
-rotations (two-bone IK with the original knee as pole, the foot turned only as far as the toe needs), and
-the core solves those on the rig's own bones. The result is a NEW action: a copy of the original whose
+rotations (two-bone IK with the original knee as pole, the foot turned only as far as the toe needs), which
+:func:`rig_channel_edits` solves on the rig's own bones with the core's leg solver. The result is a NEW action: a copy of the original whose
 root location and leg rotation F-curves are rewritten on the frames the fix changed; every other F-curve is
 the original's, bit for bit. The original action is kept (with a fake user) and never modified. Contacts
 become timeline markers ("Choreo <rig> L plant" / "... L lift"), and those markers are the source of truth
@@ -19,32 +19,22 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import bpy
 import numpy as np
 
+from ..core_models.motion import MOTION_FPS
 from . import jobs
-from .keyframes import SLOTTED_ACTIONS, action_fcurves, ensure_fcurve, scene_fps
-from .operators import (RigPose, _fail, constraint_note, read_rig_pose, rig_action, store_mapping, stored_mapping,
+from .scene.keyframes import LINEAR, SLOTTED_ACTIONS, action_fcurves, ensure_fcurve
+from .scene.report import FIX_FEET_JOB, fail
+from .scene.rig import (FOOT_FIX_REPORT_KEY, RigPose, constraint_note, read_rig_pose, rig_action, stored_mapping,
                         world_core)
-from .preferences import get_preferences
-from .space import to_blender
+from .scene.settings import frdm_weights_folder, runtime
+from .scene.space import to_blender
+from .scene.timeline import scene_fps
 
-TITLE = "Fix Feet"
 MARKER_PREFIX = "Choreo "         # contact markers of the last foot fix; replaced by the next one
-REPORT_KEY = "choreo_foot_fix"    # action ID property: the report of the fix that made the action
 _ROTATION_PATHS = {"QUATERNION": ("rotation_quaternion", 4), "AXIS_ANGLE": ("rotation_axis_angle", 4)}
-
-
-def frdm_weights_folder(context) -> tuple[str, str]:
-    """(folder, where it comes from) of the FRDM weights: the preferences' folder, else the bundled set."""
-    prefs = get_preferences(context)
-    path = prefs.frdm_weights_path.strip() if prefs is not None else ""
-    if path:
-        return os.path.normpath(os.path.abspath(bpy.path.abspath(path))), "preferences"
-    bundled = Path(__file__).resolve().parents[1] / "core_models" / "assets" / "frdm"
-    return (str(bundled), "bundled") if (bundled / "config.json").is_file() else ("", "")
 
 
 def _orthonormal(m: np.ndarray) -> np.ndarray:
@@ -130,8 +120,8 @@ def plan_fix(context, obj) -> FixPlan:
         if o.frame_end < o.frame_start:
             raise ValueError(f"contact override '{o.name}': its end frame {o.frame_end} is before its start "
                              f"frame {o.frame_start}")
-        start = max(0, int(np.floor((o.frame_start - lo) * 30.0 / fps)))
-        end = max(start + 1, int(np.ceil((o.frame_end + 1 - lo) * 30.0 / fps)))
+        start = max(0, int(np.floor((o.frame_start - lo) * MOTION_FPS / fps)))
+        end = max(start + 1, int(np.ceil((o.frame_end + 1 - lo) * MOTION_FPS / fps)))
         for foot in (("left", "right") if o.foot == "BOTH" else (o.foot.lower(),)):
             overrides.append((foot, start, end, o.contact == "FORCE"))
     method = "frdm" if settings.foot_method == "FRDM" else "ik_lock"
@@ -146,10 +136,9 @@ def plan_fix(context, obj) -> FixPlan:
     if runs is not None:
         notes = notes + [f"contacts from the {sum(len(r) for r in runs.values())} plant/lift marker pairs of "
                          f"'{obj.name}' (Detect Contacts rebuilds them)"]
-    prefs = get_preferences(context)
+    run_on = runtime(context)
     options = dict(method=method, mode=settings.foot_mode.lower(), strength=settings.foot_strength,
-                   weights=weights, device=prefs.device if prefs is not None else "auto",
-                   backend=getattr(prefs, "backend", "auto") if prefs is not None else "auto",
+                   weights=weights, device=run_on.device, backend=run_on.backend,
                    steps=settings.foot_steps, has_toes=all(t in mapping.source_for for t in ("left_foot", "right_foot")))
     return FixPlan(pose, mapping, legs, moved, modes, fps, lo, overrides, options, notes, runs)
 
@@ -187,42 +176,69 @@ def marker_runs(scene, obj_name: str) -> dict | None:
 
 
 def runs_to_contacts(runs: dict, frames: int, first_frame: int, fps: float) -> np.ndarray:
-    """(frames, 2) per-foot contacts at 30 fps from marker intervals in scene frames (end = the lift frame)."""
+    """(frames, 2) per-foot contacts at the core's motion fps from marker intervals in scene frames (end = the
+    lift frame)."""
     contacts = np.zeros((frames, 2), bool)
     for i, side in enumerate(("left", "right")):
         for start, end in runs.get(side, []):
-            s = 0 if start is None else int(round((start - first_frame) * 30.0 / fps))
-            e = frames if end is None else int(round((end - first_frame) * 30.0 / fps))
+            s = 0 if start is None else int(round((start - first_frame) * MOTION_FPS / fps))
+            e = frames if end is None else int(round((end - first_frame) * MOTION_FPS / fps))
             contacts[max(0, s):max(0, min(frames, e)), i] = True
     return contacts
 
 
 @dataclass
 class FixResult:
-    result: object                     # core FootFixResult (at 30 fps)
+    result: object                     # core FootFixResult (at the core's motion fps)
     changed: dict                      # (bone, property) -> (values (F, n), frames changed (F,) bool)
     unit_scale: float
 
 
-def compute_fix(plan: FixPlan, progress, cancel) -> FixResult:
-    """Worker thread: the core's foot fix on the canonical body, solved back onto the rig's bones."""
-    from ..core_models.frdm import fix_feet
-    from ..core_models.io.retarget import canonical_joints, detect_unit_scale
-    from ..core_models.io.rig_fix import leg_targets, resample_to_frames, solve_leg_rotations
+def _at_motion_fps(joints: np.ndarray, fps: float) -> np.ndarray:
+    """Joints sampled at the scene's ``fps`` resampled to the core's motion fps (unchanged when they agree)."""
     from ..core_models.motion import resample_linear
 
-    pose = plan.pose
-    body = canonical_joints(world_core(pose), pose.names, plan.mapping)
+    return resample_linear(joints, fps, MOTION_FPS) if abs(fps - MOTION_FPS) > 1e-6 else joints
+
+
+def _rig_body(pose: RigPose, mapping) -> tuple[np.ndarray, float]:
+    """The rig's canonical body joints in metres (core axes, scene fps) and the rig's unit in metres."""
+    from ..core_models.io.retarget import canonical_joints, detect_unit_scale
+
+    body = canonical_joints(world_core(pose), pose.names, mapping)
     scale = float(detect_unit_scale(body))
-    joints = body * scale
-    at_30 = resample_linear(joints, plan.fps, 30.0) if abs(plan.fps - 30.0) > 1e-6 else joints
+    return body * scale, scale
+
+
+def compute_fix(plan: FixPlan, progress, cancel) -> FixResult:
+    """Worker thread: the core's foot fix on the canonical body, solved back onto the rig's bones."""
+    from ..core_models.footfix import fix_feet
+
+    joints, scale = _rig_body(plan.pose, plan.mapping)
+    at_motion_fps = _at_motion_fps(joints, plan.fps)
     contacts = (None if plan.marker_runs is None else
-                runs_to_contacts(plan.marker_runs, len(at_30), plan.first_frame, plan.fps))
-    result = fix_feet(at_30, overrides=plan.overrides, progress=progress, cancel=cancel, fps=30.0, contacts=contacts,
-                      **plan.options)
-    delta_core = result.joints - at_30
-    if abs(plan.fps - 30.0) > 1e-6:
-        delta_core = resample_to_frames(delta_core, 30.0, plan.fps, len(pose.frames))
+                runs_to_contacts(plan.marker_runs, len(at_motion_fps), plan.first_frame, plan.fps))
+    result = fix_feet(at_motion_fps, overrides=plan.overrides, progress=progress, cancel=cancel, fps=MOTION_FPS,
+                      contacts=contacts, **plan.options)
+    changed, notes = rig_channel_edits(plan, result.joints - at_motion_fps, scale)
+    result.notes.extend(n for n in notes if n not in result.notes)
+    return FixResult(result, changed, scale)
+
+
+def rig_channel_edits(plan: FixPlan, delta_core: np.ndarray, scale: float) -> tuple[dict, list]:
+    """The foot fix written back onto the rig's own bones: ``(changed, notes)``, ``changed`` as in
+    :class:`FixResult` (rotations as matrices, turned into the bones' channels on the main thread).
+
+    ``delta_core`` is the fix's move of each canonical joint (F, 22, 3) in metres, core axes, at the core's
+    motion fps; ``scale`` the rig's unit in metres. The root bone's location takes the pelvis move (through
+    the carry matrix of its parent chain) and the legs get new local rotations from two-bone IK. Pure numpy,
+    any thread. The core's rig solver (``io.rig_fix``) is meant to replace this function.
+    """
+    from ..core_models.io.rig_fix import leg_targets, resample_to_frames, solve_leg_rotations
+
+    pose = plan.pose
+    if abs(plan.fps - MOTION_FPS) > 1e-6:
+        delta_core = resample_to_frames(delta_core, MOTION_FPS, plan.fps, len(pose.frames))
     # metres in core axes -> the rig's unit in armature space
     w3 = pose.world[:3, :3]
     delta = to_blender(delta_core / scale) @ np.linalg.inv(w3).T
@@ -250,7 +266,6 @@ def compute_fix(plan: FixPlan, progress, cancel) -> FixResult:
     glob_p[:, descendants] += root_delta[:, None]
     targets = leg_targets(glob_p, plan.legs, delta)
     new_local, frames_of, notes = solve_leg_rotations(pose.parents, local_r, glob_r, glob_p, plan.legs, targets)
-    result.notes.extend(n for n in notes if n not in result.notes)
     rest_r = _orthonormal(pose.rest[:, :3, :3])
     for j, local in new_local.items():
         p = pose.parents[j]
@@ -259,7 +274,7 @@ def compute_fix(plan: FixPlan, progress, cancel) -> FixResult:
         bone = pose.names[j]
         prop = _ROTATION_PATHS.get(plan.rotation_modes[bone], ("rotation_euler",))[0]
         changed[(bone, prop)] = (basis, frames_of[j])     # matrices; converted with mathutils on the main thread
-    return FixResult(result, changed, scale)
+    return changed, notes
 
 
 def _descendants(parents, root: int) -> list[int]:
@@ -316,11 +331,8 @@ def _write_channel(action, obj, bone: str, prop: str, frames: np.ndarray, values
         points.clear()
         points.add(len(frames))
         points.foreach_set("co", np.stack([frames, full], -1).astype(np.float32).ravel())
-        points.foreach_set("interpolation", np.full(len(frames), _LINEAR, np.int32))
+        points.foreach_set("interpolation", np.full(len(frames), LINEAR, np.int32))
         fc.update()
-
-
-_LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
 
 
 def _summary(report: dict, rig_fsr: float | None, action_name: str, obj_name: str, fps: float) -> str:
@@ -339,7 +351,7 @@ def _summary(report: dict, rig_fsr: float | None, action_name: str, obj_name: st
 
 
 def _contact_markers(scene, obj_name: str, intervals: dict, first_frame: int, fps: float) -> int:
-    """Replace the rig's contact markers with ``intervals`` (core frames at 30 fps): '<rig> <L/R> plant' and
+    """Replace the rig's contact markers with ``intervals`` (core frames): '<rig> <L/R> plant' and
     '<rig> <L/R> lift' per contact; other rigs' markers stay."""
     mine = re.compile(rf"^{re.escape(MARKER_PREFIX + obj_name)} [LR] (plant|lift)$")
     for marker in [m for m in scene.timeline_markers if mine.match(m.name)]:
@@ -348,18 +360,17 @@ def _contact_markers(scene, obj_name: str, intervals: dict, first_frame: int, fp
     for side, runs in intervals.items():
         for start, end in runs:
             scene.timeline_markers.new(_marker_name(obj_name, side, "plant"),
-                                       frame=first_frame + int(round(start * fps / 30.0)))
+                                       frame=first_frame + int(round(start * fps / MOTION_FPS)))
             scene.timeline_markers.new(_marker_name(obj_name, side, "lift"),
-                                       frame=first_frame + int(round(end * fps / 30.0)))
+                                       frame=first_frame + int(round(end * fps / MOTION_FPS)))
             count += 2
     return count
 
 
 def apply_fix(obj_name: str, scene_name: str, plan: FixPlan, fix: FixResult) -> str:
     """Main thread: the new action on the rig, markers and report; nothing is left behind on failure."""
-    from ..core_models.frdm import clip_metrics
+    from ..core_models.footfix import clip_metrics
     from ..core_models.io.retarget import canonical_joints
-    from ..core_models.motion import resample_linear
 
     obj, scene = bpy.data.objects.get(obj_name), bpy.data.scenes.get(scene_name)
     if obj is None or scene is None:
@@ -387,9 +398,8 @@ def apply_fix(obj_name: str, scene_name: str, plan: FixPlan, fix: FixResult) -> 
             _write_channel(action, obj, bone, prop, frames, values, plan.pose.channels[(bone, prop)], changed)
         # the repaired rig, evaluated: what the animator gets
         after = read_rig_pose(obj, scene, plan.pose.frames)
-        body = canonical_joints(world_core(after), after.names, plan.mapping) * fix.unit_scale
-        if abs(plan.fps - 30.0) > 1e-6:
-            body = resample_linear(body, plan.fps, 30.0)
+        body = _at_motion_fps(canonical_joints(world_core(after), after.names, plan.mapping) * fix.unit_scale,
+                              plan.fps)
         rig = clip_metrics(body, report.get("floor_height_m"))
         report["fsr_after_on_rig"] = rig["fsr"]
         report["jitter_after_on_rig"] = rig["jitter"]
@@ -397,7 +407,7 @@ def apply_fix(obj_name: str, scene_name: str, plan: FixPlan, fix: FixResult) -> 
         report["scene_fps"] = plan.fps
         report["first_frame"] = plan.first_frame
         report["notes"] = list(dict.fromkeys(list(report.get("notes", [])) + plan.notes))
-        action[REPORT_KEY] = json.dumps(report)
+        action[FOOT_FIX_REPORT_KEY] = json.dumps(report)
         action["choreo_source_action"] = original.name
     except Exception:
         ad.action = original
@@ -411,17 +421,6 @@ def apply_fix(obj_name: str, scene_name: str, plan: FixPlan, fix: FixResult) -> 
     summary = _summary(report, rig_fsr, action.name, obj_name, plan.fps)
     scene.choreo.last_report = summary
     return summary
-
-
-def action_report(obj) -> dict | None:
-    """The foot-fix report stored on the object's current action, if it was made by Fix Feet."""
-    ad = obj.animation_data if obj is not None else None
-    if ad is None or ad.action is None or REPORT_KEY not in ad.action:
-        return None
-    try:
-        return json.loads(ad.action[REPORT_KEY])
-    except (TypeError, ValueError):
-        return None
 
 
 class CHOREO_OT_fix_feet(bpy.types.Operator):
@@ -446,10 +445,10 @@ class CHOREO_OT_fix_feet(bpy.types.Operator):
         try:
             plan = plan_fix(context, obj)
         except (ValueError, OSError) as exc:
-            return _fail(self, context, str(exc))
+            return fail(self, context, str(exc))
         if len(plan.pose.frames) < 2:
-            return _fail(self, context, f"'{obj.name}' has a single frame of animation: there is no foot skating "
-                                        "to fix; nothing was changed")
+            return fail(self, context, f"'{obj.name}' has a single frame of animation: there is no foot skating "
+                                       "to fix; nothing was changed")
         obj_name, scene_name = obj.name, context.scene.name
 
         def work(progress, cancel):
@@ -459,9 +458,9 @@ class CHOREO_OT_fix_feet(bpy.types.Operator):
             apply_fix(obj_name, scene_name, plan, fix)
 
         try:
-            state = jobs.run_job(TITLE, work, apply)
+            state = jobs.run_job(FIX_FEET_JOB, work, apply)
         except Exception as exc:
-            return _fail(self, context, jobs.failure_message(exc, TITLE))
+            return fail(self, context, jobs.failure_message(exc, FIX_FEET_JOB))
         if state == "FINISHED":
             self.report({"INFO"}, context.scene.choreo.last_report)
         return {"FINISHED"}
@@ -480,19 +479,16 @@ class CHOREO_OT_detect_contacts(bpy.types.Operator):
         return jobs.poll_idle(cls) and obj is not None and obj.type == "ARMATURE"
 
     def execute(self, context):
-        from ..core_models.frdm import FootFixError, V_TH_REPAIR, contact_intervals, detect_contacts
-        from ..core_models.io.retarget import canonical_joints, detect_unit_scale
-        from ..core_models.motion import resample_linear
+        from ..core_models.footfix import FootFixError, V_TH_REPAIR, contact_intervals, detect_contacts
 
         obj = context.active_object
         try:
             plan = plan_fix(context, obj)
-            body = canonical_joints(world_core(plan.pose), plan.pose.names, plan.mapping)
-            joints = body * float(detect_unit_scale(body))
-            at_30 = resample_linear(joints, plan.fps, 30.0) if abs(plan.fps - 30.0) > 1e-6 else joints
-            info = detect_contacts(at_30, 30.0, plan.overrides, plan.options["has_toes"], v_th=V_TH_REPAIR)
+            at_motion_fps = _at_motion_fps(_rig_body(plan.pose, plan.mapping)[0], plan.fps)
+            info = detect_contacts(at_motion_fps, MOTION_FPS, plan.overrides, plan.options["has_toes"],
+                                   v_th=V_TH_REPAIR)
         except (ValueError, OSError, FootFixError) as exc:
-            return _fail(self, context, str(exc))
+            return fail(self, context, str(exc))
         count = _contact_markers(context.scene, obj.name, contact_intervals(info.contacts), plan.first_frame, plan.fps)
         context.scene.choreo.last_report = (f"{obj.name}: {count // 2} contacts detected as plant/lift markers; "
                                             "edit them and run Fix Feet")
@@ -546,32 +542,7 @@ class CHOREO_OT_contact_override_remove(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class CHOREO_OT_remap_bones(bpy.types.Operator):
-    """Map the selected rig's bones to the canonical body again by their names (discards manual edits)"""
-    bl_idname = "choreo.remap_bones"
-    bl_label = "Map Bones by Name"
-    bl_options = {"REGISTER", "UNDO"}
-
-    @classmethod
-    def poll(cls, context):
-        obj = context.active_object
-        return obj is not None and obj.type == "ARMATURE"
-
-    def execute(self, context):
-        from .operators import map_armature
-
-        obj = context.active_object
-        try:
-            mapping = map_armature(obj)
-        except ValueError as exc:
-            obj.choreo.mapping_error = str(exc)
-            return _fail(self, context, f"{obj.name}: {exc}")
-        store_mapping(obj, mapping)
-        context.scene.choreo.last_report = f"{obj.name}: bones mapped by name ({mapping.profile})"
-        return {"FINISHED"}
-
-
-classes = (CHOREO_OT_fix_feet, CHOREO_OT_detect_contacts, CHOREO_OT_contact_override_add, CHOREO_OT_contact_override_remove,
-           CHOREO_OT_remap_bones)
+classes = (CHOREO_OT_fix_feet, CHOREO_OT_detect_contacts, CHOREO_OT_contact_override_add,
+           CHOREO_OT_contact_override_remove)
 
 register, unregister = bpy.utils.register_classes_factory(classes)

@@ -9,123 +9,27 @@ one step that removes what it added if anything fails.
 """
 from __future__ import annotations
 
-import math
-import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import bpy
 
 from . import jobs
-from .operators import _dancer_skeleton, _fail, add_sound_strip, dancer_with_motion, remove_dancer, sound_strips
-from .preferences import bundled_weight_set, get_preferences, library_folder, trained_genres, use_starter_library
-
-TITLE = "Generate"
-NO_WEIGHT_SET = ("No weight set: choose a weight-set folder (with config.json) in Preferences > Add-ons > Choreo, "
-                 "or a folder for this scene under Generate > Advanced")
+from .scene.dancer import dancer_skeleton, dancer_with_motion, remove_dancer
+from .scene.report import GENERATE_JOB, fail
+from .scene.settings import library_folder, runtime, smplx_model_file, use_starter_library, weight_set_folder
+from .scene.timeline import music_span, scene_fps, strip_for_span
 
 
-@dataclass(frozen=True)
-class MusicSpan:
-    """What to dance to and where the dance goes on the timeline."""
-    path: str                 # absolute audio file
-    start_s: float            # seconds into the file where the dance starts
-    end_s: float | None       # seconds into the file where it ends (None: the end of the file)
-    frame: int                # scene frame of ``start_s``: the dance's first key
-    strip: str = ""           # the timeline strip the music comes from; '' for a file
-    file_zero_frame: int = 0  # file music: the frame where the file's first sample plays
-    trim: bool = False        # file music: show only the danced part of the new strip
+class ReferencePlan(NamedTuple):
+    """What Generate hands the core about references, and what it records of them."""
+    library: object               # the core's LibraryStack, or None without any library
+    references: object            # "auto" (retrieved) or the pinned clip names, best first
+    mode: str                     # "auto", "pinned" or "none": recorded on the action and in the report
+    note: str = ""                # the libraries' own notes when none could be used (e.g. no starter library)
 
 
-def _scene_fps(scene) -> float:
-    return scene.render.fps / scene.render.fps_base
-
-
-def _abs_file(path: str, library=None) -> str:
-    return os.path.normpath(os.path.abspath(bpy.path.abspath(path, library=library)))
-
-
-def music_span(scene) -> MusicSpan:
-    """The music span from the scene's Generate settings; ValueError with a user-facing message."""
-    settings = scene.choreo
-    fps = _scene_fps(scene)
-    ranged = settings.length_mode == "RANGE"
-    offset = int(round(settings.range_start * fps)) if ranged else 0    # whole frames keep audio in sync
-    if settings.music_source == "FILE":
-        if not settings.music_file.strip():
-            raise ValueError("No music file chosen: pick one under Generate > Music file, or set Music to "
-                             "Timeline to use the scene's sound strip")
-        path = _abs_file(settings.music_file)
-        if not os.path.isfile(path):
-            raise ValueError(f"Music file not found: '{path}'")
-        start = settings.start_frame
-        if not ranged:
-            return MusicSpan(path, 0.0, None, start, file_zero_frame=start)
-        start_s = offset / fps
-        return MusicSpan(path, start_s, start_s + settings.range_length, start, file_zero_frame=start - offset,
-                         trim=True)
-
-    sounds = sound_strips(scene)
-    if not sounds:
-        raise ValueError("The scene has no sound strip: use 'Add Music' first, or set Music to File")
-    strip = sounds[0]
-    sound = strip.sound
-    if sound is None:
-        raise ValueError(f"Sound strip '{strip.name}' has no sound data")
-    path = _abs_file(sound.filepath, sound.library)
-    if not os.path.isfile(path):
-        if sound.packed_file is not None:
-            raise ValueError(f"The music of '{strip.name}' is packed into the .blend file: unpack it (File > "
-                             "External Data > Unpack Resources) so Choreo can read it")
-        raise ValueError(f"Music file of sound strip '{strip.name}' not found: '{path}'")
-    # Audio time at a scene frame f: (f - frame_start + content offset) / fps + sound offset.
-    visible_start_s = ((strip.frame_final_start - strip.frame_start + getattr(strip, "animation_offset_start", 0.0))
-                       / fps + getattr(strip, "sound_offset", 0.0))
-    visible_s = strip.frame_final_duration / fps
-    if offset >= strip.frame_final_duration:
-        raise ValueError(f"The range starts at {offset / fps:.2f} s, but sound strip '{strip.name}' plays only "
-                         f"{visible_s:.2f} s")
-    frame = strip.frame_final_start + offset
-    start_s = visible_start_s + offset / fps
-    end_s = visible_start_s + visible_s
-    if start_s < 0:                      # the strip starts before its sound: begin where the sound does
-        skip = math.ceil(-start_s * fps - 1e-9)
-        frame += skip
-        start_s = max(start_s + skip / fps, 0.0)
-    if ranged:
-        end_s = min(end_s, start_s + settings.range_length)
-    return MusicSpan(path, start_s, end_s, frame, strip=strip.name)
-
-
-def weight_set_folder(context) -> tuple[str, str]:
-    """(absolute folder, where it is set) of the weight set Generate uses; ValueError when none is set."""
-    override = context.scene.choreo.weights_override.strip()
-    if override:
-        return _abs_file(override), "this scene"
-    prefs = get_preferences(context)
-    path = prefs.weights_path.strip() if prefs is not None else ""
-    if not path:
-        bundled = bundled_weight_set()
-        if not bundled:
-            raise ValueError(NO_WEIGHT_SET)
-        return bundled, "bundled"
-    return _abs_file(path), "preferences"
-
-
-def reference_summary(context) -> str:
-    """One line for the panel: which references Generate will use (cheap: opens nothing)."""
-    pins = len(context.scene.choreo.library_pins)
-    if pins:
-        return f"Using {pins} pinned reference{'s' if pins != 1 else ''}"
-    mine, starter = bool(library_folder(context)), use_starter_library(context)
-    if mine and starter:
-        return "Automatic references from your library and the starter library"
-    if mine or starter:
-        return f"Automatic references from {'your library' if mine else 'the starter library'}"
-    return "No reference library: generating without references"
-
-
-def reference_plan(context, genre: str):
-    """What Generate hands the core: ``(library, references, mode, note)``.
+def reference_plan(context) -> ReferencePlan:
+    """What Generate hands the core about references.
 
     The libraries are the preferences' own (when set) and the starter library shipped with Choreo, seen as
     one. Pinned clips (the Library section's pins, best first) are passed by name; without pins the
@@ -141,14 +45,15 @@ def reference_plan(context, genre: str):
         if pins:
             raise ValueError(f"{len(pins)} pinned reference(s) but no reference library: choose the library "
                              "folder in Preferences > Add-ons > Choreo, or unpin them in the Library section")
-        return None, "auto", "none", "; ".join(library.notes)    # the core notes that there was no library
+        # the core itself notes that there was no library; say why (e.g. the starter library is missing)
+        return ReferencePlan(None, "auto", "none", "; ".join(library.notes))
     if pins:
         missing = [p for p in pins if p not in library]
         if missing:
             raise ValueError(f"pinned clip(s) {', '.join(repr(m) for m in missing)} are not in "
                              f"{library.describe()}: unpin them in the Library section")
-        return library, pins, "pinned", ""
-    return library, "auto", "auto", ""          # an empty genre: the core generates without and notes it
+        return ReferencePlan(library, pins, "pinned")
+    return ReferencePlan(library, "auto", "auto")    # a genre without clips: the core generates without, noted
 
 
 def _reference_label(ref: dict) -> str:
@@ -165,34 +70,6 @@ def _clip_names(per_window) -> list[str]:
             if ref["name"] not in names:
                 names.append(ref["name"])
     return names
-
-
-def _device_and_dtype(context) -> tuple[str, str | None, str]:
-    """Device, precision and model backend ("auto", "torch", "onnx") from the preferences."""
-    prefs = get_preferences(context)
-    if prefs is None:
-        return "auto", None, "auto"
-    return prefs.device, None if prefs.precision == "auto" else prefs.precision, getattr(prefs, "backend", "auto")
-
-
-def _file_strip(scene, span: MusicSpan, last_frame: int):
-    """The strip that plays file music in sync with the dance: one already in place, else a new one.
-
-    Returns (strip, added).
-    """
-    for strip in sound_strips(scene):
-        sound = strip.sound
-        if sound is None or _abs_file(sound.filepath, sound.library) != span.path:
-            continue
-        aligned = (abs(strip.frame_start - span.file_zero_frame) < 0.5 and not getattr(strip, "sound_offset", 0.0)
-                   and not getattr(strip, "animation_offset_start", 0.0))
-        if aligned and strip.frame_final_start <= span.frame and strip.frame_final_end > last_frame:
-            return strip, False
-    strip = add_sound_strip(scene, span.path, span.file_zero_frame)
-    if span.trim:
-        strip.frame_final_start = span.frame
-        strip.frame_final_end = max(strip.frame_final_start + 1, min(strip.frame_final_end, last_frame + 1))
-    return strip, True
 
 
 def _summary(result, frames: int, fps: float, obj, action, strip_note: str) -> str:
@@ -227,31 +104,34 @@ class CHOREO_OT_generate(bpy.types.Operator):
             span = music_span(scene)
             folder, _ = weight_set_folder(context)
             read_config(folder)                  # a clear message now, not after the job has started
-            library, references, ref_mode, ref_note = reference_plan(context, settings.genre)
+            library, references, ref_mode, ref_note = reference_plan(context)
         except (ValueError, OSError) as exc:
-            return _fail(self, context, str(exc))
-        prefs = get_preferences(context)
+            return fail(self, context, str(exc))
         skeleton = None
-        if prefs is not None and prefs.smplx_model_path:
+        if smplx_model_file(context):
             try:
-                skeleton = _dancer_skeleton(context)
+                skeleton = dancer_skeleton(context)
             except (ValueError, OSError) as exc:
-                return _fail(self, context, f"SMPL-X model file problem: {exc}")
-        device, dtype, backend = _device_and_dtype(context)
+                return fail(self, context, f"SMPL-X model file problem: {exc}")
+        run_on = runtime(context)
         options = dict(seed=settings.seed, temperature=settings.temperature, top_k=settings.top_k,
-                       top_p=settings.top_p, window_mode=settings.window_mode, device=device, dtype=dtype,
-                       backend=backend, allow_untrained_genre=settings.allow_untrained_genre)
+                       top_p=settings.top_p, window_mode=settings.window_mode, device=run_on.device,
+                       dtype=run_on.dtype, backend=run_on.backend, allow_untrained_genre=settings.allow_untrained_genre)
         genre = settings.genre
         scene_name = scene.name
         library_path = library.describe() if library is not None else ""
 
         def work(progress, cancel):
             from ..core_models.io.motion_file import body_motion_from_joints
-            from ..core_models.pipeline import generate
+            from ..core_models.generation import Job, Runtime, Span, generate, sampling_with
 
-            result = generate(span.path, genre, weights=folder, start_s=span.start_s, end_s=span.end_s,
-                              references=references, library=library, progress=progress, cancel=cancel,
-                              **options)
+            result = generate(span.path, genre, folder, span=Span(span.start_s, span.end_s),
+                              sampling=sampling_with(temperature=options["temperature"], top_k=options["top_k"],
+                                                     top_p=options["top_p"]),
+                              seed=options["seed"], references=references, library=library,
+                              runtime=Runtime(options["device"], options["dtype"], options["backend"]),
+                              job=Job(progress, cancel), window_mode=options["window_mode"],
+                              allow_untrained_genre=options["allow_untrained_genre"])
             motion = result.motion
             if skeleton is not None:             # the user's SMPL-X body: solve the dance's joints on it
                 progress("fitting your SMPL-X body", 0, 1)
@@ -283,7 +163,7 @@ class CHOREO_OT_generate(bpy.types.Operator):
                     "notes": [str(n) for n in result.notes]}
                 strip_note = f", in sync with '{span.strip}'" if span.strip else ""
                 if not span.strip:
-                    strip, added = _file_strip(target, span, last)
+                    strip, added = strip_for_span(target, span, last)
                     strip_note = f", music {'added as' if added else 'in'} strip '{strip.name}'"
             except Exception:
                 remove_dancer(obj, action)
@@ -292,7 +172,7 @@ class CHOREO_OT_generate(bpy.types.Operator):
                 target.frame_end = last
             if target.frame_start > span.frame:
                 target.frame_start = span.frame
-            report = _summary(result, frames, _scene_fps(target), obj, action, strip_note)
+            report = _summary(result, frames, scene_fps(target), obj, action, strip_note)
             used = _clip_names(result.references)
             if ref_mode != "none" and used:
                 report += f" References ({ref_mode}): {', '.join(used[:6])}{', ...' if len(used) > 6 else ''}."
@@ -301,9 +181,9 @@ class CHOREO_OT_generate(bpy.types.Operator):
             target.choreo.last_report = report
 
         try:
-            state = jobs.run_job(TITLE, work, apply)
+            state = jobs.run_job(GENERATE_JOB, work, apply)
         except Exception as exc:
-            return _fail(self, context, jobs.failure_message(exc, "Generation"))
+            return fail(self, context, jobs.failure_message(exc, "Generation"))
         if state == "FINISHED":
             self.report({"INFO"}, settings.last_report)
         else:

@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The Library section: browse the reference library, preview a clip on a new dancer, see which references
-the music retrieves, pin references for Generate, add the selected action to the library.
+"""The Library section's operators: create, refresh and repair the reference library, preview a clip on a new
+dancer, pin references for Generate, remove a clip, add the selected action, see what the music retrieves.
 
-The library on disk (clips, genres, derived data, retrieval) is the core's ``Library``. The panel's clip
-list is a mirror of it in the scene, refreshed after every change, so drawing never reads the disk.
-Operators check everything first and fail through ``_fail``; reading and writing clips runs as a job.
+The library on disk (clips, genres, derived data, retrieval) is the core's ``Library``; the scene's mirror of
+it is :mod:`.scene.library`. Operators check everything first and fail through ``fail``; reading and writing
+clips runs as a job.
 """
 from __future__ import annotations
 
@@ -13,89 +13,14 @@ import os
 import bpy
 from bpy.props import StringProperty
 
-from .generate import _device_and_dtype, _scene_fps, music_span, weight_set_folder
-from .operators import _fail, _run, constraint_note, dancer_with_motion, rig_action, rig_body_joints, rig_positions
-from .preferences import library_folder, library_hint, use_starter_library
-
-CLIP_PROP = "choreo_library_clip"          # on a preview dancer: the clip it plays
-
-
-def open_library(context=None):
-    """What the Library section browses and Generate retrieves from: the preferences' library (when one is
-    set) and the starter library shipped with Choreo, as one read-only stack; ValueError (LibraryError) when
-    the preferences name a folder that is not a usable library."""
-    from ..core_models.starter_library import open_libraries
-
-    folder = library_folder(context)
-    if folder:
-        problem = library_hint(folder)
-        if problem:
-            raise ValueError(problem)
-    return open_libraries(folder or None, with_shipped=use_starter_library(context))
-
-
-def open_user_library(context=None):
-    """The user's own library (where clips are added and removed); ValueError saying what is wrong."""
-    from ..core_models.library import Library
-
-    folder = library_folder(context)
-    problem = library_hint(folder)
-    if problem:
-        raise ValueError(problem + " (clips you add go to your own library; the starter library is read-only)")
-    return Library(folder)
-
-
-def refresh_clips(scene, library) -> None:
-    """Mirror the library's clips (as filtered in the panel) into the scene's list, keeping the selection."""
-    settings = scene.choreo
-    genre = None if settings.library_genre == "ALL" else settings.library_genre
-    clips = library.clips(genre, text=settings.library_text.strip() or None)
-    items = settings.library_clips
-    selected = items[settings.library_index].name if 0 <= settings.library_index < len(items) else ""
-    items.clear()
-    for clip in clips:
-        item = items.add()
-        item.name = clip.name
-        item.genre, item.subgenre = clip.genre, clip.subgenre
-        item.frames, item.duration = clip.frames, clip.duration
-        item.licence, item.source = clip.licence, clip.source
-        item.shipped = library.is_shipped(clip.name)
-    names = [c.name for c in clips]
-    settings.library_index = names.index(selected) if selected in names else 0
-    settings.library_shown = str(library.path or "")
-    settings.library_status = ""
-
-
-def refresh_quietly(scene) -> None:
-    """Refresh the scene's clip list; a problem is shown in the panel instead of raised (update callbacks)."""
-    if scene is None:
-        return
-    settings = scene.choreo
-    try:
-        refresh_clips(scene, open_library())
-    except (ValueError, OSError, ImportError) as exc:
-        settings.library_clips.clear()
-        settings.library_shown = library_folder()
-        settings.library_status = str(exc)
-
-
-def _selected_clip(context, name: str = "") -> str:
-    if name:
-        return name
-    settings = context.scene.choreo
-    if not 0 <= settings.library_index < len(settings.library_clips):
-        raise ValueError("No clip selected: choose one in the Library list (press Refresh if it is empty)")
-    return settings.library_clips[settings.library_index].name
-
-
-def references_per_window() -> int:
-    """How many references Generate retrieves per music window (the core's default, so both agree)."""
-    import inspect
-
-    from ..core_models.library import Library
-
-    return inspect.signature(Library.reference_provider).parameters["top_k"].default
-
+from .scene.dancer import armature_skeleton, dancer_with_motion
+from .scene.keyframes import read_motion
+from .scene.library import (CLIP_PROP, open_library, open_user_library, references_per_window, refresh_clips,
+                            refresh_quietly, selected_clip)
+from .scene.report import fail, start_job
+from .scene.rig import constraint_note, rig_action, rig_body_joints, rig_positions
+from .scene.settings import library_folder, library_hint, runtime, weight_set_folder
+from .scene.timeline import music_span, scene_fps
 
 _CLIP = dict(name="Clip", description="Library clip (empty: the one selected in the list)", options={"SKIP_SAVE"})
 
@@ -110,12 +35,12 @@ class CHOREO_OT_library_create(bpy.types.Operator):
 
         folder = library_folder(context)
         if not folder:
-            return _fail(self, context, "No library folder: choose one under Reference library in Preferences > "
-                                        "Add-ons > Choreo first")
+            return fail(self, context, "No library folder: choose one under Reference library in Preferences > "
+                                       "Add-ons > Choreo first")
         try:
             library = Library.create(folder)
         except (ValueError, OSError) as exc:
-            return _fail(self, context, str(exc))
+            return fail(self, context, str(exc))
         refresh_clips(context.scene, open_library(context))
         context.scene.choreo.last_report = f"Created an empty reference library in {folder}"
         return {"FINISHED"}
@@ -133,7 +58,7 @@ class CHOREO_OT_library_refresh(bpy.types.Operator):
         except (ValueError, OSError) as exc:
             settings.library_clips.clear()
             settings.library_shown, settings.library_status = library_folder(context), str(exc)
-            return _fail(self, context, str(exc))
+            return fail(self, context, str(exc))
         refresh_clips(context.scene, open_library(context))
         notes = f" ({'; '.join(library.notes)})" if library.notes else ""
         settings.last_report = (f"Library {os.path.basename(library.path) or library.path}: {len(library)} clips, "
@@ -151,11 +76,11 @@ class CHOREO_OT_library_repair(bpy.types.Operator):
 
         folder = library_folder(context)
         if not folder or not os.path.isdir(folder):
-            return _fail(self, context, library_hint(folder) or f"Library folder not found: {folder}")
+            return fail(self, context, library_hint(folder) or f"Library folder not found: {folder}")
         try:
             library, done = Library.repair_at(folder)
         except (ValueError, OSError) as exc:
-            return _fail(self, context, str(exc))
+            return fail(self, context, str(exc))
         refresh_clips(context.scene, open_library(context))
         context.scene.choreo.last_report = (f"Repaired the library ({len(library)} clips): "
                                             f"{'; '.join(done[:4]) or 'nothing needed fixing'}")
@@ -172,15 +97,15 @@ class CHOREO_OT_library_preview(bpy.types.Operator):
 
     def execute(self, context):
         from ..core_models.io.motion_file import body_motion_from_joints
-        from ..core_models.library import FPS
+        from ..core_models.motion import MOTION_FPS as FPS
         from ..core_models.progress import check_cancel
 
         try:
             library = open_library(context)
-            name = _selected_clip(context, self.clip)
+            name = selected_clip(context, self.clip)
             info = library.info(name)
         except (ValueError, OSError) as exc:
-            return _fail(self, context, str(exc))
+            return fail(self, context, str(exc))
         scene_name = context.scene.name
         start = context.scene.choreo.start_frame
 
@@ -205,7 +130,7 @@ class CHOREO_OT_library_preview(bpy.types.Operator):
             scene.choreo.last_report = (f"Previewing '{name}' ({info.genre}{' / ' + info.subgenre if info.subgenre else ''}"
                                         f", {info.duration:.1f} s) on {obj.name}, frames {start}-{last}")
 
-        return _run(self, context, "Preview clip", work, apply)
+        return start_job(self, context, "Preview clip", work, apply)
 
 
 class CHOREO_OT_library_pin(bpy.types.Operator):
@@ -219,13 +144,13 @@ class CHOREO_OT_library_pin(bpy.types.Operator):
     def execute(self, context):
         settings = context.scene.choreo
         try:
-            name = _selected_clip(context, self.clip)
+            name = selected_clip(context, self.clip)
             if name not in open_library(context):
                 raise ValueError(f"'{name}' is not in the library (press Refresh)")
         except (ValueError, OSError) as exc:
-            return _fail(self, context, str(exc))
+            return fail(self, context, str(exc))
         if name in settings.library_pins:
-            return _fail(self, context, f"'{name}' is already pinned")
+            return fail(self, context, f"'{name}' is already pinned")
         settings.library_pins.add().name = name
         n = len(settings.library_pins)
         settings.last_report = f"Pinned '{name}': Generate uses {n} pinned reference{'s' if n != 1 else ''}"
@@ -244,7 +169,7 @@ class CHOREO_OT_library_unpin(bpy.types.Operator):
         pins = context.scene.choreo.library_pins
         index = pins.find(self.clip)
         if index < 0:
-            return _fail(self, context, f"'{self.clip}' is not pinned")
+            return fail(self, context, f"'{self.clip}' is not pinned")
         pins.remove(index)
         context.scene.choreo.last_report = (f"Unpinned '{self.clip}'; "
                                             + (f"{len(pins)} pinned left" if len(pins) else "references are automatic"))
@@ -261,9 +186,9 @@ class CHOREO_OT_library_remove(bpy.types.Operator):
 
     def invoke(self, context, event):
         try:
-            self.clip = _selected_clip(context, self.clip)
+            self.clip = selected_clip(context, self.clip)
         except ValueError as exc:
-            return _fail(self, context, str(exc))
+            return fail(self, context, str(exc))
         return context.window_manager.invoke_confirm(self, event, title="Remove from Library",
                                                      message=f"Delete '{self.clip}' from the library on disk?",
                                                      confirm_text="Delete", icon="WARNING")
@@ -272,14 +197,14 @@ class CHOREO_OT_library_remove(bpy.types.Operator):
         settings = context.scene.choreo
         try:
             library = open_library(context)
-            name = _selected_clip(context, self.clip)
+            name = selected_clip(context, self.clip)
             if name in library and library.is_shipped(name):
                 raise ValueError(f"'{name}' is part of the starter library that ships with Choreo and cannot be "
                                  "removed; filter the list by genre or name to hide it")
             user = open_user_library(context)
             user.remove(name)
         except (ValueError, OSError) as exc:
-            return _fail(self, context, str(exc))
+            return fail(self, context, str(exc))
         if name in settings.library_pins:
             settings.library_pins.remove(settings.library_pins.find(name))
         refresh_clips(context.scene, open_library(context))
@@ -301,28 +226,28 @@ class CHOREO_OT_library_add_action(bpy.types.Operator):
     licence: StringProperty(name="Licence", options={"SKIP_SAVE"})
 
     def execute(self, context):
-        from ..core_models.library import FPS, WINDOW, resolve_genre
+        from ..core_models.library import resolve_genre
+        from ..core_models.motion import MOTION_FPS as FPS
+        from ..core_models.references import WINDOW
         from ..core_models.motion import resample_linear
         from ..core_models.progress import check_cancel
         from ..core_models.skeleton import NUM_BODY_JOINTS
-        from .armature import armature_skeleton
-        from .keyframes import read_motion
 
         scene = context.scene
         form = scene.choreo
         obj = context.active_object
         if obj is None or obj.type != "ARMATURE":
-            return _fail(self, context, "Select the armature whose action to add: an SMPL-X dancer, or a rig "
-                                        "imported with Import Mocap")
+            return fail(self, context, "Select the armature whose action to add: an SMPL-X dancer, or a rig "
+                                       "imported with Import Mocap")
         try:
             action = rig_action(obj, "add to the library")
         except ValueError as exc:
-            return _fail(self, context, str(exc))
+            return fail(self, context, str(exc))
         note = constraint_note(obj)
         name = (self.clip_name or form.library_new_name or action.name).strip()
         subgenre = self.subgenre or ("" if form.library_new_subgenre in ("NONE", "") else form.library_new_subgenre)
         licence = (self.licence or form.library_new_licence).strip() or "unknown"
-        fps = _scene_fps(scene)
+        fps = scene_fps(scene)
         try:
             library = open_user_library(context)
             genre, subgenre = resolve_genre(self.genre or form.library_new_genre, subgenre or None)
@@ -342,7 +267,7 @@ class CHOREO_OT_library_add_action(bpy.types.Operator):
                 raise ValueError(f"'{obj.name}' is neither an SMPL-X dancer nor a mapped rig: import it with "
                                  "Import Mocap first")
         except (ValueError, OSError) as exc:
-            return _fail(self, context, str(exc))
+            return fail(self, context, str(exc))
         source = f"blender:{os.path.basename(bpy.data.filepath) or 'unsaved'}:{obj.name}:{action.name}"
         scene_name = scene.name
 
@@ -368,7 +293,7 @@ class CHOREO_OT_library_add_action(bpy.types.Operator):
                                              f"{info.duration:.1f} s, licence {info.licence}) to the library"
                                              + (f"; {note}" if note else ""))
 
-        return _run(self, context, "Add to library", work, apply)
+        return start_job(self, context, "Add to library", work, apply)
 
 
 class CHOREO_OT_library_retrieve(bpy.types.Operator):
@@ -395,18 +320,18 @@ class CHOREO_OT_library_retrieve(bpy.types.Operator):
                                  "genre under Generate")
             top_k = references_per_window()
         except (ValueError, OSError) as exc:
-            return _fail(self, context, str(exc))
-        device, dtype, backend = _device_and_dtype(context)
+            return fail(self, context, str(exc))
+        run_on = runtime(context)
         scene_name = scene.name
 
         def work(progress, cancel):
             from ..core_models.audio import load_audio
-            from ..core_models.pipeline import query_features
+            from ..core_models.generation import query_features
             from ..core_models.progress import check_cancel
-            from ..core_models.onnx_backend import load_for_backend
+            from ..core_models.runtime.backends import load_generator as load_for_backend
 
             progress("load weights", 0, 1)
-            ws = load_for_backend(folder, backend, device, dtype)
+            ws = load_for_backend(folder, run_on.backend, run_on.device, run_on.dtype)
             check_cancel(cancel)
             progress("music features", 0, 1)
             samples, sr = load_audio(span.path)
@@ -418,7 +343,8 @@ class CHOREO_OT_library_retrieve(bpy.types.Operator):
             return library.retrieve(ws, query, genre, top_k)
 
         def apply(matches):
-            from ..core_models.library import FPS, STRIDE
+            from ..core_models.motion import MOTION_FPS as FPS
+            from ..core_models.references import STRIDE
 
             target = bpy.data.scenes.get(scene_name)
             if target is None:
@@ -437,38 +363,11 @@ class CHOREO_OT_library_retrieve(bpy.types.Operator):
                                              f"window{'s' if len(matches) != 1 else ''}, top {top_k}")
             settings.last_report = f"Retrieved references for {settings.library_results_info}"
 
-        return _run(self, context, "Retrieve references", work, apply)
-
-
-class CHOREO_UL_library_clips(bpy.types.UIList):
-    """Library clips: name, genre / sub-genre, duration, licence."""
-
-    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
-        pinned = item.name in context.scene.choreo.library_pins
-        split = layout.split(factor=0.4)
-        split.label(text=item.name, icon="PINNED" if pinned else ("LOCKED" if item.shipped else "ARMATURE_DATA"))
-        split = split.split(factor=0.45)
-        split.label(text=f"{item.genre} / {item.subgenre}" if item.subgenre else item.genre)
-        split = split.split(factor=0.4)
-        split.label(text=f"{item.duration:.1f} s")
-        split.label(text=item.licence)
-
-
-class CHOREO_UL_library_results(bpy.types.UIList):
-    """Retrieved references: music window, clip and segment start, score; a button pins the clip."""
-
-    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
-        split = layout.split(factor=0.25)
-        split.label(text=f"{item.music_s:.1f} s")
-        split = split.split(factor=0.7)
-        split.label(text=f"{item.name} @ {item.start_s:.1f} s")
-        row = split.row(align=True)
-        row.label(text=f"{item.score:.3f}")
-        row.operator("choreo.library_pin", text="", icon="PINNED", emboss=False).clip = item.name
+        return start_job(self, context, "Retrieve references", work, apply)
 
 
 classes = (CHOREO_OT_library_create, CHOREO_OT_library_refresh, CHOREO_OT_library_repair, CHOREO_OT_library_preview,
            CHOREO_OT_library_pin, CHOREO_OT_library_unpin, CHOREO_OT_library_remove, CHOREO_OT_library_add_action,
-           CHOREO_OT_library_retrieve, CHOREO_UL_library_clips, CHOREO_UL_library_results)
+           CHOREO_OT_library_retrieve)
 
 register, unregister = bpy.utils.register_classes_factory(classes)

@@ -1,14 +1,15 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The "Choreo" sidebar tab: Generate, Foot Fix and Library sections."""
+"""The "Choreo" sidebar tab: Generate, Foot Fix and Library sections, and the lists they show."""
 import os
 
 import bpy
 
-from .foot_fix import TITLE as FIX_TITLE
-from .generate import TITLE as GENERATE_TITLE
-from .generate import reference_summary, weight_set_folder
-from .operators import sound_strips
-from .preferences import ADDON_ID, library_folder, library_hint, missing_modules, trained_genres, weight_set_hint
+from .scene.library import reference_summary
+from .scene.report import FIX_FEET_JOB, GENERATE_JOB
+from .scene.rig import foot_fix_report
+from .scene.settings import (ADDON_ID, frdm_weights_folder, library_folder, library_hint, missing_modules,
+                             trained_genres, weight_set_folder, weight_set_hint)
+from .scene.timeline import scene_fps, sound_strips
 
 
 def draw_job_progress(layout, job) -> None:
@@ -16,6 +17,33 @@ def draw_job_progress(layout, job) -> None:
     row = layout.row(align=True)
     row.progress(factor=job.progress, type="BAR", text=f"{job.title}: {job.stage}")
     row.operator("choreo.cancel_job", text="", icon="CANCEL")
+
+
+class CHOREO_UL_library_clips(bpy.types.UIList):
+    """Library clips: name, genre / sub-genre, duration, licence."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
+        pinned = item.name in context.scene.choreo.library_pins
+        split = layout.split(factor=0.4)
+        split.label(text=item.name, icon="PINNED" if pinned else ("LOCKED" if item.shipped else "ARMATURE_DATA"))
+        split = split.split(factor=0.45)
+        split.label(text=f"{item.genre} / {item.subgenre}" if item.subgenre else item.genre)
+        split = split.split(factor=0.4)
+        split.label(text=f"{item.duration:.1f} s")
+        split.label(text=item.licence)
+
+
+class CHOREO_UL_library_results(bpy.types.UIList):
+    """Retrieved references: music window, clip and segment start, score; a button pins the clip."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
+        split = layout.split(factor=0.25)
+        split.label(text=f"{item.music_s:.1f} s")
+        split = split.split(factor=0.7)
+        split.label(text=f"{item.name} @ {item.start_s:.1f} s")
+        row = split.row(align=True)
+        row.label(text=f"{item.score:.3f}")
+        row.operator("choreo.library_pin", text="", icon="PINNED", emboss=False).clip = item.name
 
 
 class _ChoreoPanel:
@@ -31,7 +59,7 @@ class CHOREO_PT_main(_ChoreoPanel, bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         job = context.window_manager.choreo_job
-        if job.running and job.title not in (GENERATE_TITLE, FIX_TITLE):   # those show it in place of their button
+        if job.running and job.title not in (GENERATE_JOB, FIX_FEET_JOB):   # those show it in place of their button
             draw_job_progress(layout, job)
         if job.error:
             box = layout.box()
@@ -62,7 +90,7 @@ class CHOREO_PT_generate(_ChoreoPanel, bpy.types.Panel):
             sounds = sound_strips(scene)
             if sounds:
                 s = sounds[0]
-                seconds = s.frame_final_duration / (scene.render.fps / scene.render.fps_base)
+                seconds = s.frame_final_duration / scene_fps(scene)
                 layout.label(text=f"Music: {s.name} ({seconds:.1f} s, from frame {s.frame_final_start})",
                              icon="SOUND")
             else:
@@ -88,7 +116,7 @@ class CHOREO_PT_generate(_ChoreoPanel, bpy.types.Panel):
         pins = settings.library_pins
         layout.label(text=reference_summary(context), icon="PINNED" if len(pins) else "ASSET_MANAGER")
         job = context.window_manager.choreo_job
-        if job.running and job.title == GENERATE_TITLE:
+        if job.running and job.title == GENERATE_JOB:
             draw_job_progress(layout, job)
         else:
             row = layout.row()
@@ -151,8 +179,6 @@ class CHOREO_PT_foot_fix(_ChoreoPanel, bpy.types.Panel):
     bl_parent_id = "CHOREO_PT_main"
 
     def draw(self, context):
-        from .foot_fix import action_report, frdm_weights_folder
-
         layout = self.layout
         layout.operator("choreo.import_mocap", icon="IMPORT")
         obj = context.active_object
@@ -183,14 +209,14 @@ class CHOREO_PT_foot_fix(_ChoreoPanel, bpy.types.Panel):
         side.operator("choreo.contact_override_add", text="", icon="ADD")
         side.operator("choreo.contact_override_remove", text="", icon="REMOVE")
         job = context.window_manager.choreo_job
-        if job.running and job.title == FIX_TITLE:
+        if job.running and job.title == FIX_FEET_JOB:
             draw_job_progress(layout, job)
         else:
             row = layout.row()
             row.scale_y = 1.4
             row.operator("choreo.fix_feet", icon="MOD_DYNAMICPAINT")
             layout.operator("choreo.detect_contacts", icon="MARKER_HLT")
-        report = action_report(obj)
+        report = foot_fix_report(obj)
         if report:
             box = layout.box()
             box.label(text=f"Fixed from '{report.get('source_action', '?')}' ({report['method']}, {report['mode']})",
@@ -343,7 +369,8 @@ class CHOREO_PT_library_add(_ChoreoPanel, bpy.types.Panel):
         layout.operator("choreo.library_add_action", icon="ADD")
 
 
-classes = (CHOREO_PT_main, CHOREO_PT_generate, CHOREO_PT_generate_advanced, CHOREO_UL_contact_overrides,
-           CHOREO_PT_foot_fix, CHOREO_PT_bone_map, CHOREO_PT_library, CHOREO_PT_library_retrieve, CHOREO_PT_library_add)
+classes = (CHOREO_UL_library_clips, CHOREO_UL_library_results, CHOREO_UL_contact_overrides, CHOREO_PT_main,
+           CHOREO_PT_generate, CHOREO_PT_generate_advanced, CHOREO_PT_foot_fix, CHOREO_PT_bone_map, CHOREO_PT_library,
+           CHOREO_PT_library_retrieve, CHOREO_PT_library_add)
 
 register, unregister = bpy.utils.register_classes_factory(classes)

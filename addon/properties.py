@@ -5,6 +5,9 @@ import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
                        PointerProperty, StringProperty)
 
+from .scene.library import refresh_quietly
+from .scene.settings import trained_genres, weight_set_folder
+
 # The genres the weight sets are trained on (core_models.choreollama.GENRES); identifiers are passed as is.
 GENRES = ("Ballet", "Popular", "Latin", "Modern", "Folk", "Classic")
 
@@ -14,9 +17,6 @@ _GENRE_ITEMS: dict = {}          # Blender needs the menu's strings kept alive w
 
 def genre_items(self, context):
     """Genres of the weight set in use: trained ones first (with their minutes), the others marked."""
-    from .generate import weight_set_folder
-    from .preferences import trained_genres
-
     try:
         trained = trained_genres(weight_set_folder(context)[0]) if context is not None else {}
     except ValueError:
@@ -102,8 +102,6 @@ def _new_genre_changed(self, context):
 
 
 def _library_filter_changed(self, context):
-    from .library import refresh_quietly
-
     refresh_quietly(context.scene)
 
 

@@ -62,8 +62,8 @@ def main():
     scene.render.fps = 30
     import importlib
 
-    kf = importlib.import_module(ext.__name__ + ".addon.keyframes")
-    armature = importlib.import_module(ext.__name__ + ".addon.armature")
+    kf = importlib.import_module(ext.__name__ + ".addon.scene.keyframes")
+    armature = importlib.import_module(ext.__name__ + ".addon.scene.dancer")
     obj = armature.build_armature(bpy.context)
     skel = armature.armature_skeleton(obj)
     results = {}

@@ -1,17 +1,20 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""SMPL-X armatures: 55 bones named as the SMPL-X joints, quaternion rotation mode, readable display.
+"""The SMPL-X dancer: an armature of 55 bones named as the SMPL-X joints (quaternion rotation mode, readable
+display), with the user's skinned SMPL-X body when the preferences name a model file, keyed with a motion.
 
 Bone rest orientations are chosen for display (each bone points at its main child); the core's local
 rotations are defined in world-aligned rest frames, so :mod:`.keyframes` converts between the two with
-each bone's rest rotation (see ``bone_rest_matrices``).
+each bone's rest rotation (see ``keyframes.bone_rest_matrices``).
 """
 from __future__ import annotations
 
 import bpy
 import numpy as np
 
-from ..core_models.skeleton import SMPLX_JOINT_NAMES, Skeleton, default_skeleton
-from .space import BLENDER_TO_CORE, to_blender
+from ...core_models.skeleton import SMPLX_JOINT_NAMES, Skeleton, default_skeleton
+from .keyframes import write_motion
+from .settings import smplx_model_file
+from .space import to_blender
 
 ARMATURE_TAG = "choreo_skeleton_offsets"   # custom property: the core skeleton, so motion maps exactly
 
@@ -103,16 +106,6 @@ def armature_skeleton(obj) -> Skeleton:
     raise ValueError(f"'{obj.name}' was not built by Choreo; use 'Import mocap' to map its bones")
 
 
-def bone_rest_matrices(obj, names) -> np.ndarray:
-    """Each bone's rest axes expressed in core coordinates, (J, 3, 3).
-
-    With M = BLENDER_TO_CORE @ bone_rest_matrix, a core local rotation L becomes the pose rotation
-    M^T L M (for quaternions: w unchanged, vector part M^T v), and a core offset d the location M^T d.
-    """
-    mats = np.array([np.array(obj.data.bones[n].matrix_local.to_3x3()) for n in names])
-    return BLENDER_TO_CORE @ mats
-
-
 def add_skinned_mesh(context, armature_obj, skeleton: Skeleton) -> bpy.types.Object | None:
     """The user's SMPL-X body mesh (from the smplx-backed skeleton), skinned to the armature."""
     verts = skeleton.meta.get("rest_vertices")
@@ -134,3 +127,60 @@ def add_skinned_mesh(context, armature_obj, skeleton: Skeleton) -> bpy.types.Obj
     modifier = body.modifiers.new("Armature", "ARMATURE")
     modifier.object = armature_obj
     return body
+
+
+def dancer_skeleton(context) -> Skeleton:
+    """The skeleton for a new dancer: the user's SMPL-X model when preferences name one, else the default."""
+    from ...core_models.skeleton import smplx_skeleton
+
+    path = smplx_model_file(context)
+    if not path:
+        return default_skeleton()
+    return smplx_skeleton(path)
+
+
+def active_dancer(context):
+    """The selected SMPL-X dancer; ValueError saying what is selected instead."""
+    obj = context.active_object
+    if obj is None:
+        raise ValueError("No armature selected: select an SMPL-X dancer or choose 'New dancer'")
+    if obj.type != "ARMATURE":
+        raise ValueError(f"'{obj.name}' is a {obj.type.lower()}, not an armature: select an SMPL-X dancer")
+    if not obj.choreo.is_dancer:
+        raise ValueError(f"'{obj.name}' is not an SMPL-X dancer; use 'Import Mocap' to map its bones, "
+                         "then 'Convert to Dancer'")
+    return obj
+
+
+def dancer_with_motion(context, motion, scene, start_frame: int, name: str, action_name: str,
+                       skeleton=None, skin: bool = False):
+    """A NEW SMPL-X armature keyed with ``motion`` as a new action; returns (object, action).
+
+    The armature is built from ``skeleton`` (default: the motion's own). With ``skin`` the skeleton's
+    body mesh (a user's SMPL-X model) is added too. If anything fails, nothing is left in the scene.
+    """
+    skel = skeleton or motion.skeleton
+    obj = build_armature(context, skel, name=name, collection=scene.collection)
+    try:
+        if skin:
+            add_skinned_mesh(context, obj, skel)
+        action = write_motion(obj, motion, scene, start_frame=start_frame, action_name=action_name)
+    except Exception:
+        remove_dancer(obj)
+        raise
+    return obj, action
+
+
+def remove_dancer(obj, action=None) -> None:
+    """Remove a dancer this add-on just built: its skinned body, armature data and ``action``."""
+    for child in list(obj.children):
+        data = child.data
+        bpy.data.objects.remove(child)
+        if isinstance(data, bpy.types.Mesh) and data.users == 0:
+            bpy.data.meshes.remove(data)
+    data = obj.data
+    bpy.data.objects.remove(obj)
+    if data is not None and data.users == 0:
+        bpy.data.armatures.remove(data)
+    if action is not None:
+        bpy.data.actions.remove(action)

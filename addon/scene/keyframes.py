@@ -10,16 +10,23 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from ..core_models.motion import Motion
-from ..core_models.rotations import quat_fix_continuity
-from .armature import bone_rest_matrices
-from .space import to_core
+from ...core_models.motion import Motion
+from ...core_models.rotations import quat_fix_continuity
+from .space import BLENDER_TO_CORE, to_core
+from .timeline import scene_fps
 
 SLOTTED_ACTIONS = bpy.app.version >= (4, 4, 0)
+LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value   # foreach_set value
 
 
-def scene_fps(scene) -> float:
-    return scene.render.fps / scene.render.fps_base
+def bone_rest_matrices(obj, names) -> np.ndarray:
+    """Each bone's rest axes expressed in core coordinates, (J, 3, 3).
+
+    With M = BLENDER_TO_CORE @ bone_rest_matrix, a core local rotation L becomes the pose rotation
+    M^T L M (for quaternions: w unchanged, vector part M^T v), and a core offset d the location M^T d.
+    """
+    mats = np.array([np.array(obj.data.bones[n].matrix_local.to_3x3()) for n in names])
+    return BLENDER_TO_CORE @ mats
 
 
 def _rot_path(name: str) -> str:
@@ -33,13 +40,10 @@ def _loc_path(name: str) -> str:
 def _new_fcurve_factory(action, obj):
     """A function ``(data_path, index, group) -> FCurve`` for this Blender version."""
     if SLOTTED_ACTIONS:
-        from bpy_extras import anim_utils
-
         slot = action.slots.new(id_type="OBJECT", name=obj.name)
         layer = action.layers.new("Layer")
         strip = layer.strips.new(type="KEYFRAME")
         bag = strip.channelbag(slot, ensure=True)
-        del anim_utils
         if bpy.app.version >= (5, 0, 0):
             return slot, (lambda path, index, group: bag.fcurves.new(path, index=index, group_name=group))
         groups = {}
@@ -120,7 +124,7 @@ def write_motion(obj, motion: Motion, scene, start_frame: int = 1, action_name: 
         co = np.empty((motion.num_frames, 2), dtype=np.float32)   # F-curves store float32; matching
         # dtypes let foreach_set copy the buffer directly instead of converting item by item
         co[:, 0] = frames
-        linear = np.full(motion.num_frames, _LINEAR, dtype=np.int32)
+        linear = np.full(motion.num_frames, LINEAR, dtype=np.int32)
 
         def put(path, index, group, values):
             fc = new_fcurve(path, index, group)
@@ -149,9 +153,6 @@ def write_motion(obj, motion: Motion, scene, start_frame: int = 1, action_name: 
     if SLOTTED_ACTIONS:
         ad.action_slot = slot
     return action
-
-
-_LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
 
 
 def read_motion(obj, skeleton, frame_start: int | None = None, frame_end: int | None = None,
@@ -213,7 +214,7 @@ def _fcurve_pose(obj, action, names, frames):
 
 def _evaluate_pose(obj, names, frames, scene):
     """Pose rotations relative to rest and root location, from the evaluated scene."""
-    from ..core_models.rotations import matrix_to_quat
+    from ...core_models.rotations import matrix_to_quat
 
     current = scene.frame_current
     n = len(frames)

@@ -18,11 +18,3 @@ def to_blender(points: np.ndarray) -> np.ndarray:
 def to_core(points: np.ndarray) -> np.ndarray:
     return np.asarray(points, dtype=np.float64) @ BLENDER_TO_CORE.T
 
-
-def matrix_to_blender(rot: np.ndarray) -> np.ndarray:
-    """Rotation matrices (..., 3, 3) acting in core space -> the same rotation acting in Blender space."""
-    return CORE_TO_BLENDER @ np.asarray(rot, np.float64) @ BLENDER_TO_CORE
-
-
-def matrix_to_core(rot: np.ndarray) -> np.ndarray:
-    return BLENDER_TO_CORE @ np.asarray(rot, np.float64) @ CORE_TO_BLENDER

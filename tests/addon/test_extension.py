@@ -88,12 +88,12 @@ def _world_body_joints(obj, frame):
     names = [b for b in ext.core_models.skeleton.BODY_JOINT_NAMES]
     world = np.array(obj.matrix_world)
     heads = np.array([np.array(obj.pose.bones[n].head) for n in names]) @ world[:3, :3].T + world[:3, 3]
-    return ext.addon.space.to_core(heads)
+    return ext.addon.scene.space.to_core(heads)
 
 
 def _fcurves(obj):
     ext = sys.modules[MODULE]
-    return ext.addon.keyframes.action_fcurves(obj.animation_data.action, obj)
+    return ext.addon.scene.keyframes.action_fcurves(obj.animation_data.action, obj)
 
 
 def test_zip_is_built_by_blender_and_holds_only_the_extension(built_zip):
@@ -163,7 +163,7 @@ def test_add_dancer_from_users_smplx_model_has_exact_skeleton_and_skinned_body(s
     assert arm.choreo.skeleton_source == "smplx:SMPLX_NEUTRAL.npz"
     heads = np.array([np.array(arm.data.bones[n].head_local) for n in
                       sys.modules[MODULE].core_models.skeleton.SMPLX_JOINT_NAMES])
-    expected = sys.modules[MODULE].addon.space.to_blender(rest - [0, rest[:, 1].min(), 0])
+    expected = sys.modules[MODULE].addon.scene.space.to_blender(rest - [0, rest[:, 1].min(), 0])
     floor = heads[:, 2].min() - expected[:, 2].min()
     assert np.abs(heads - expected - [0, 0, floor]).max() < 1e-5        # exact joints, lifted to the floor
     bodies = [o for o in bpy.data.objects if o.type == "MESH"]
@@ -247,8 +247,8 @@ def test_scene_fps_keeps_the_duration(scene, tmp_path, fps, fps_base):
     assert abs((last - first + 1) / scene_rate - 93 / 30) <= 1.0 / scene_rate
     # the motion read back through the F-curve fast path matches the core's joints in time
     ext = sys.modules[MODULE]
-    skel = ext.addon.armature.armature_skeleton(obj)
-    motion = ext.addon.keyframes.read_motion(obj, skel)
+    skel = ext.addon.scene.dancer.armature_skeleton(obj)
+    motion = ext.addon.scene.keyframes.read_motion(obj, skel)
     assert motion.fps == pytest.approx(scene_rate)
     back = motion.resampled(30.0).joints()[:, :22]
     clip = load_body_clip(bvh)
@@ -261,9 +261,9 @@ def test_read_back_fast_and_evaluated_paths_agree(scene, tmp_path):
     assert bpy.ops.choreo.load_motion(filepath=str(bvh)) == {"FINISHED"}
     obj = bpy.context.active_object
     ext = sys.modules[MODULE]
-    skel = ext.addon.armature.armature_skeleton(obj)
-    fast = ext.addon.keyframes.read_motion(obj, skel)
-    evaluated = ext.addon.keyframes.read_motion(obj, skel, evaluated=True)
+    skel = ext.addon.scene.dancer.armature_skeleton(obj)
+    fast = ext.addon.scene.keyframes.read_motion(obj, skel)
+    evaluated = ext.addon.scene.keyframes.read_motion(obj, skel, evaluated=True)
     assert np.abs(fast.joints() - evaluated.joints()).max() < 1e-5
     clip = load_body_clip(bvh)
     assert np.abs(fast.joints()[:, :22] - clip.joints).max() < 1e-4
@@ -271,7 +271,7 @@ def test_read_back_fast_and_evaluated_paths_agree(scene, tmp_path):
     con = obj.pose.bones["left_elbow"].constraints.new("LIMIT_ROTATION")
     con.use_limit_x = con.use_limit_y = con.use_limit_z = True
     con.owner_space = "LOCAL"
-    constrained = ext.addon.keyframes.read_motion(obj, skel, evaluated=True)
+    constrained = ext.addon.scene.keyframes.read_motion(obj, skel, evaluated=True)
     assert np.abs(constrained.joints()[:, 20] - fast.joints()[:, 20]).max() > 0.01
 
 
@@ -370,7 +370,7 @@ def test_scene_audio_strip_and_samples(scene, tmp_path):
     assert bpy.ops.choreo.add_sound(filepath=str(wav)) == {"FINISHED"}
     strips = [s for s in scene.sequence_editor.strips if s.type == "SOUND"]
     assert len(strips) == 1 and strips[0].frame_final_duration == 225   # 7.5 s at 30 fps
-    samples, sr, strip = sys.modules[MODULE].addon.operators.scene_music(scene)
+    samples, sr, strip = sys.modules[MODULE].addon.scene.timeline.scene_music(scene)
     assert sr == 22050 and samples.shape[0] == int(7.5 * 22050) and strip == strips[0]
 
 
@@ -665,7 +665,7 @@ def test_generate_bad_input_reports_and_writes_nothing(scene, gen_prefs, drum_tr
     elif case == "silent_music":
         settings.music_file = str(_silent(tmp_path / "silence.wav"))
     elif case == "range_past_strip":
-        add_sound = sys.modules[MODULE].addon.operators.add_sound_strip
+        add_sound = sys.modules[MODULE].addon.scene.timeline.add_sound_strip
         add_sound(scene, str(drum_track), 1)
         settings.music_source = "STRIP"
         settings.length_mode, settings.range_start = "RANGE", 7.0
@@ -926,7 +926,7 @@ def test_library_section_lists_and_filters_clips(scene, library, tmp_path):
     assert {("operator", f"choreo.library_{op}") for op in ("refresh", "preview", "pin", "remove")} <= _named(log)
     assert {("prop", "library_genre"), ("prop", "library_text")} <= _named(log)
     row = []
-    sys.modules[MODULE].addon.library.CHOREO_UL_library_clips.draw_item(
+    sys.modules[MODULE].addon.panels.CHOREO_UL_library_clips.draw_item(
         None, bpy.context, _FakeLayout(row), settings, settings.library_clips["Pop two"], 0, settings, "library_index")
     assert [kw["text"] for kind, _, kw in row if kind == "label"] == ["Pop two", "Popular / HipHop", "15.0 s", "CC0-1.0"]
 
@@ -1068,7 +1068,7 @@ def test_pinning_changes_the_references_generate_uses(scene, library, rag_prefs,
     ext = sys.modules[MODULE]
     settings = scene.choreo
     settings.music_source, settings.music_file, settings.genre = "FILE", str(drum_track), "Popular"
-    summary = lambda: ext.addon.generate.reference_summary(bpy.context)
+    summary = lambda: ext.addon.scene.library.reference_summary(bpy.context)
     assert summary() == "Automatic references from your library"
     before = set(bpy.data.objects)
     assert bpy.ops.choreo.generate() == {"FINISHED"}
@@ -1134,7 +1134,7 @@ def test_retrieve_for_this_music_lists_scored_references_per_window(scene, libra
     settings.music_source, settings.music_file, settings.genre = "FILE", str(music), "Popular"
     assert bpy.ops.choreo.library_retrieve() == {"FINISHED"}
     results = settings.library_results
-    top_k = ext.addon.library.references_per_window()
+    top_k = ext.addon.scene.library.references_per_window()
     assert {r.window for r in results} == {0, 1}
     for window in (0, 1):
         rows = [r for r in results if r.window == window]
@@ -1148,7 +1148,7 @@ def test_retrieve_for_this_music_lists_scored_references_per_window(scene, libra
     log = _draw(ext.addon.panels.CHOREO_PT_library_retrieve)
     assert ("operator", "choreo.library_retrieve") in log and any(e[0] == "template_list" for e in log)
     row = []
-    ext.addon.library.CHOREO_UL_library_results.draw_item(None, bpy.context, _FakeLayout(row), settings, results[0],
+    ext.addon.panels.CHOREO_UL_library_results.draw_item(None, bpy.context, _FakeLayout(row), settings, results[0],
                                                           0, settings, "library_results_index")
     assert ("operator", "choreo.library_pin") in row
     assert f"{results[0].score:.3f}" in [kw.get("text") for kind, _, kw in (e for e in row if len(e) == 3)]
@@ -1228,8 +1228,8 @@ def _rig_fsr(rig, scene, floor=None):
     from core_models import metrics
     from core_models.motion import resample_linear
 
-    ops = sys.modules[MODULE].addon.operators
-    joints = ops.rig_body_joints(*ops.rig_positions(rig, scene))
+    rig_reader = sys.modules[MODULE].addon.scene.rig
+    joints = rig_reader.rig_body_joints(*rig_reader.rig_positions(rig, scene))
     fps = scene.render.fps / scene.render.fps_base
     if fps != 30:
         joints = resample_linear(joints, fps, 30.0)
@@ -1308,12 +1308,12 @@ def test_contact_overrides_from_the_panel_reach_the_fix(scene, tmp_path):
     assert report["contact_frames"] == {"left": 0, "right": 0}
     assert bpy.ops.choreo.contact_override_remove() == {"FINISHED"} and not len(rig.choreo.contact_overrides)
     # an edit in the Bone Map panel is what every rig reader uses (Fix Feet, Convert, Add to Library)
-    ops = sys.modules[MODULE].addon.operators
-    assert ops.rig_positions(rig, scene)[3].source_for["left_collar"] == "lCollar"
+    rig_reader = sys.modules[MODULE].addon.scene.rig
+    assert rig_reader.rig_positions(rig, scene)[3].source_for["left_collar"] == "lCollar"
     next(i for i in rig.choreo.bone_map if i.canonical == "left_collar").bone = ""
-    assert "left_collar" not in ops.rig_positions(rig, scene)[3].source_for
+    assert "left_collar" not in rig_reader.rig_positions(rig, scene)[3].source_for
     assert bpy.ops.choreo.remap_bones() == {"FINISHED"}
-    assert ops.stored_mapping(rig).source_for["left_collar"] == "lCollar"
+    assert rig_reader.stored_mapping(rig).source_for["left_collar"] == "lCollar"
 
 
 def test_fix_feet_bad_input_reports_and_keeps_the_original(scene, tmp_path):
