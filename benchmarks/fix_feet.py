@@ -34,7 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core_models import frdm  # noqa: E402
+from core_models import footfix  # noqa: E402
 from core_models.skating import SkatingParams, add_skating  # noqa: E402
 
 
@@ -82,21 +82,21 @@ def speed(weights, steps: int, threads: int) -> dict:
     joints = _speed_clip()
     out = {"frames": int(len(joints)), "cpu": platform.processor() or platform.machine(),
            "cpu_count": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2)}
-    out["ik_lock_s"] = _time(lambda: frdm.fix_feet(joints, method="ik_lock"))
+    out["ik_lock_s"] = _time(lambda: footfix.fix_feet(joints, method="ik_lock"))
     rows = [(f"cpu_{n}thread", "cpu", n) for n in sorted({1, threads})]
     if torch.cuda.is_available():
         rows.append(("cuda", "cuda", threads))
     for name, device, n in rows:
         torch.set_num_threads(n)
         if weights is not None:
-            w = frdm.load_weight_set(weights, device)
+            w = footfix.load_frdm_weights(weights, device)
             kind = "trained"
         else:
-            model = frdm.FRDMDenoiser(frdm.FRDMConfig(layers=6)).to(device).eval()
-            w = frdm.FRDMWeights(model, model.cfg, np.zeros(frdm.FRDM_DIM), np.ones(frdm.FRDM_DIM), {}, None,
-                                 torch.device(device))
+            model = footfix.FRDMDenoiser(footfix.FRDMConfig(layers=6)).to(device).eval()
+            w = footfix.FRDMWeights(model, model.cfg, np.zeros(footfix.FRDM_DIM), np.ones(footfix.FRDM_DIM), {},
+                                    None, torch.device(device))
             kind = "random (speed only)"
-        sec = _time(lambda: frdm.fix_feet(joints, method="frdm", weights=w, steps=steps))
+        sec = _time(lambda: footfix.fix_feet(joints, method="frdm", weights=w, steps=steps))
         out[f"frdm_{name}_s"] = sec
         out[f"frdm_{name}_vs_ik_lock"] = sec / out["ik_lock_s"]
         out["frdm_weights"] = kind
@@ -126,7 +126,7 @@ def path_change(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _fsr(joints: np.ndarray, floor: float) -> float:
-    return float(frdm.clip_metrics(joints, floor)["fsr"]["mean"])
+    return float(footfix.clip_metrics(joints, floor)["fsr"]["mean"])
 
 
 def _clips(corpus: str, names: list[str], max_clips: int):
@@ -154,11 +154,11 @@ def quality(weights, steps: int, max_clips: int, params: SkatingParams, sampler:
     from core_models.train.frdm import load_split
 
     split = load_split()
-    w = frdm.load_weight_set(weights, "cpu") if weights is not None else None
+    w = footfix.load_frdm_weights(weights, "cpu") if weights is not None else None
     methods = {"ik_lock": {"method": "ik_lock"}}
     if w is not None:
         methods["frdm"] = {"method": "frdm", "weights": w,
-                           "sampler": frdm.SamplerConfig(**{"steps": steps, **(sampler or {})})}
+                           "sampler": footfix.SamplerConfig(**{"steps": steps, **(sampler or {})})}
     skatings = {"slide": SkatingParams(**{**params.to_dict(), "root_drift_speed": 0.0}), "drift": params}
     table, per_clip = {}, []
     corpora = {**split["held_out"], "cmu_dance": []}
@@ -175,8 +175,8 @@ def quality(weights, steps: int, max_clips: int, params: SkatingParams, sampler:
                       for k, p in skatings.items()}
             clip = {"clip": name, "frames": int(len(clean)), "fsr_clean": _fsr(clean, floor)}
             for m, kw in methods.items():
-                fixed = frdm.fix_feet(clean, orientation="ignore", **kw)
-                again = frdm.fix_feet(fixed.joints, orientation="ignore", **kw)
+                fixed = footfix.fix_feet(clean, orientation="ignore", **kw)
+                again = footfix.fix_feet(fixed.joints, orientation="ignore", **kw)
                 r = {"path_moved_m": path_change(fixed.joints, clean),
                      "travel_kept": _travel(fixed.joints) / max(_travel(clean), 1e-9),
                      "fsr_before": _fsr(clean, floor), "fsr_after": _fsr(fixed.joints, floor),
@@ -184,7 +184,7 @@ def quality(weights, steps: int, max_clips: int, params: SkatingParams, sampler:
                      "second_pass_path_m": path_change(again.joints, fixed.joints),
                      "second_pass_unchanged": bool(again.report.get("unchanged", False))}
                 for k, sk in skated.items():
-                    out = frdm.fix_feet(sk, orientation="ignore", **kw).joints
+                    out = footfix.fix_feet(sk, orientation="ignore", **kw).joints
                     r[f"{k}_fsr_before"], r[f"{k}_fsr_after"] = _fsr(sk, floor), _fsr(out, floor)
                     r[f"{k}_path_error_before_m"] = path_change(sk, clean)
                     r[f"{k}_path_error_after_m"] = path_change(out, clean)
@@ -209,7 +209,7 @@ def quality(weights, steps: int, max_clips: int, params: SkatingParams, sampler:
             summary[m] = agg
         table[corpus] = summary
     return {"table": table, "per_clip": per_clip, "skating": {k: p.to_dict() for k, p in skatings.items()},
-            "frdm_steps": steps, "sampler": asdict(frdm.SamplerConfig(**{"steps": steps, **(sampler or {})}))}
+            "frdm_steps": steps, "sampler": asdict(footfix.SamplerConfig(**{"steps": steps, **(sampler or {})}))}
 
 
 def markdown(table: dict) -> str:
@@ -239,7 +239,7 @@ def main(argv=None) -> int:
     default_w = next((w for w in (REPO / "core_models" / "assets" / "frdm", REPO / "runs" / "frdm" / "weights")
                       if (w / "config.json").is_file()), None)
     p.add_argument("--weights", default=str(default_w) if default_w else None)
-    p.add_argument("--steps", type=int, default=frdm.DEFAULT_STEPS)
+    p.add_argument("--steps", type=int, default=footfix.DEFAULT_STEPS)
     p.add_argument("--max-clips", type=int, default=40, help="held-out clips per corpus")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--sampler", default="{}", help='FRDM sampler settings as JSON, e.g. {"t_th": 0.3}')

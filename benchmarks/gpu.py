@@ -261,19 +261,19 @@ def compact() -> None:
 
 
 def frdm_section() -> None:
-    from core_models import frdm
+    from core_models import footfix
 
     sys.path.insert(0, str(REPO / "tests"))
     from motion_fixture import make_dance          # a synthesised dance (the sampler's cost does not depend on it)
 
     joints = make_dance(frames=1024)[3]
-    w = frdm.load_weight_set(REPO / "core_models/assets/frdm", DEV)
-    frdm.fix_feet(joints, method="frdm", weights=w)                      # warm-up
+    w = footfix.load_frdm_weights(REPO / "core_models/assets/frdm", DEV)
+    footfix.fix_feet(joints, method="frdm", weights=w)                      # warm-up
     sync()
     times = []
     for _ in range(3):
         s = time.perf_counter()
-        frdm.fix_feet(joints, method="frdm", weights=w)
+        footfix.fix_feet(joints, method="frdm", weights=w)
         sync()
         times.append(time.perf_counter() - s)
     emit("frdm", {"frames": 1024, "seconds": round(float(np.median(times)), 4), "goal_s": 0.1})

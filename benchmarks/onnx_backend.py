@@ -4,9 +4,9 @@
     .venv/bin/python benchmarks/onnx_backend.py [--threads 2] [--seconds 30] [--repeats 2]
 
 Compact generation: frames per second of sampling + decoding (``timings["frames_per_s"]`` of
-``pipeline.generate``) for ``--seconds`` of synthesised drums with the shipped compact weights, no
+``generation.generate``) for ``--seconds`` of synthesised drums with the shipped compact weights, no
 references, on each backend; the tokens of both runs are compared (they must be identical). FRDM: seconds
-to fix 1,024 frames (the sampler's time, frdm.DEFAULT_STEPS steps) with the shipped FRDM weights. Both backends get
+to fix 1,024 frames (the sampler's time, footfix.DEFAULT_STEPS steps) with the shipped FRDM weights. Both backends get
 ``--threads`` threads (torch.set_num_threads / onnxruntime intra-op threads). Sets without an ONNX export
 are exported into a temporary copy first. Best of ``--repeats``; ratios are onnxruntime / torch speed
 (> 1: onnxruntime is faster), measured in this run. JSON on stdout and in
@@ -31,10 +31,11 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import torch  # noqa: E402
 
-from core_models import frdm  # noqa: E402
-from core_models.onnx_backend import OnnxBackendError, load_onnx_frdm, load_onnx_weight_set  # noqa: E402
+from core_models import footfix  # noqa: E402
+from core_models.onnx_backend import OnnxBackendError, load_onnx_weight_set  # noqa: E402
+from core_models.runtime.backends import load_onnx_frdm  # noqa: E402
 from core_models.onnx_export import export_onnx  # noqa: E402
-from core_models.pipeline import generate  # noqa: E402
+from core_models.generation import generate  # noqa: E402
 from core_models.weights import load_weight_set  # noqa: E402
 
 ASSETS = REPO / "core_models" / "assets"
@@ -89,12 +90,12 @@ def _clip(frames: int = 1024) -> np.ndarray:
 
 def bench_frdm(folder: Path, threads: int, repeats: int) -> dict:
     joints = _clip(1024)
-    sets = {"torch": frdm.load_weight_set(folder, "cpu"), "onnxruntime": load_onnx_frdm(folder, "cpu", threads=threads)[0]}
+    sets = {"torch": footfix.load_frdm_weights(folder, "cpu"), "onnxruntime": load_onnx_frdm(folder, "cpu", threads=threads)[0]}
     rows, outs = {}, {}
     for name, w in sets.items():
         best = None
         for _ in range(repeats):
-            res = frdm.fix_feet(joints, weights=w, steps=frdm.DEFAULT_STEPS, seed=0)
+            res = footfix.fix_feet(joints, weights=w, steps=footfix.DEFAULT_STEPS, seed=0)
             s = res.report["timings_s"]["sampling"]
             best = s if best is None else min(best, s)
             outs[name] = res.joints

@@ -146,12 +146,17 @@ def retarget_to_skeleton(joints: np.ndarray, target: Skeleton | np.ndarray) -> n
     return out
 
 
+def pose_facing(pose: np.ndarray) -> np.ndarray:
+    """Yaw quaternion turning one pose's (22, 3) forward direction onto +Z (the turn :func:`canonicalize` makes)."""
+    return _facing_quat(pose, ik_quirk=False, smooth_sigma=None)
+
+
 def canonicalize(joints: np.ndarray) -> np.ndarray:
     """Floor at y=0, frame-0 root at the xz origin, frame 0 facing +Z (the official processing steps)."""
     joints = joints.copy()
     joints[..., 1] -= joints[..., 1].min()
     joints[..., [0, 2]] -= joints[0, 0, [0, 2]]
-    face = _facing_quat(joints[0], ik_quirk=False, smooth_sigma=None)
+    face = pose_facing(joints[0])
     return quat_rotate(np.broadcast_to(face, joints.shape[:-1] + (4,)), joints)
 
 

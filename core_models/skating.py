@@ -20,7 +20,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from .footfix.contacts import detect_contacts, fade_fill, mask_runs
 from .kinematics import two_bone_ik
+from .motion import MOTION_FPS
 from .skeleton import LEG_JOINTS
 
 
@@ -52,16 +54,14 @@ def _smooth_noise(rng, shape, sigma_frames: float, scale: float) -> np.ndarray:
     return x * scale
 
 
-def add_skating(joints: np.ndarray, params: SkatingParams | None = None, fps: float = 30.0,
+def add_skating(joints: np.ndarray, params: SkatingParams | None = None, fps: float = MOTION_FPS,
                 contacts: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Skated copy of clean joints (T, 22, 3) and a dict of what was added.
 
     ``contacts`` (T, 2) bool: where the foot slide applies (default: contacts detected on the clean clip
-    with :func:`frdm.detect_contacts`). Returned info: the parameters, the contacts, and the per-frame root
+    with :func:`footfix.detect_contacts`). Returned info: the parameters, the contacts, and the per-frame root
     drift and vertical offset (T, 3).
     """
-    from .frdm import _runs, detect_contacts, fade_fill
-
     p = params or SkatingParams()
     joints = np.asarray(joints, np.float64)
     t_len = joints.shape[0]
@@ -78,7 +78,7 @@ def add_skating(joints: np.ndarray, params: SkatingParams | None = None, fps: fl
             continue
         walk = _smooth_noise(rng, (t_len, 2), slide_sigma, p.foot_slide)
         slide = np.zeros((t_len, 3))
-        for s, e in _runs(contacts[:, side_i]):
+        for s, e in mask_runs(contacts[:, side_i]):
             slide[s:e, [0, 2]] = walk[s:e] - walk[s]          # each contact starts where the clean foot is
         slide = fade_fill(slide, contacts[:, side_i], blend=4)
         target = out[:, ankle] + slide

@@ -4,7 +4,7 @@
     python -m core_models.train.frdm --out runs/frdm [--max-steps 200000] [--device auto] [--threads 1]
 
 The clean clips are the targets: each batch crops windows of clean motion, noises only the root, knee,
-ankle and foot channels and learns to restore them from the untouched upper body (``frdm.frdm_losses``).
+ankle and foot channels and learns to restore them from the untouched upper body (:func:`frdm_losses`).
 The held-out clips of ``splits/frdm_split.json`` (in the repository, fixed) never enter training; they give
 the validation loss here and the evaluation in ``benchmarks/fix_feet.py``.
 
@@ -27,17 +27,98 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import frdm
 from ..data import mocap_files
 from ..features import joints_to_features
+from ..footfix.contacts import CONTACT_JOINTS, detect_contacts
+from ..footfix.model import FRDMConfig, FRDMDenoiser, cosine_alpha_bar, save_frdm_weights
+from ..footfix.representation import (FEATURE_INDEX, LOWER_CHANNELS, LOWER_POS, merge, ric_channels, rot_channels,
+                                      vel_channels)
+from ..rotations import sixd_to_matrix
+from ..skeleton import T2M_RAW_OFFSETS
 
 SPLIT_FILE = Path(__file__).resolve().parent / "splits" / "frdm_split.json"
 CACHE_VERSION = 1
 CORPORA = ("bandai", "cmu")
 CMU_HELD_OUT_TAKES = ("14", "15")       # both partners of two salsa takes
 BANDAI_HELD_OUT_EVERY = 20              # ~5 % of the Bandai clips, chosen by a hash of the name
+EPSILON = 0.1                           # epsilon-insensitive consistency loss (paper Sec. 5.1), normalised units
 
 
+# --- training losses -------------------------------------------------------------------------------------
+def _roty_apply(angle, v):
+    """Rotate (..., 3) vectors about +Y by ``angle`` (...,) radians (torch)."""
+    c, s = torch.cos(angle), torch.sin(angle)
+    x, y, z = v[..., 0], v[..., 1], v[..., 2]
+    return torch.stack([c * x + s * z, y, -s * x + c * z], dim=-1)
+
+
+_LEG_CHAINS = ((1, 4, 7, 10), (2, 5, 8, 11))      # hip, knee, ankle, toe
+
+
+def frdm_losses(model, x0, yaw, contacts, mean, std, generator=None, epsilon: float = EPSILON,
+                weights: dict | None = None, mask=None) -> dict:
+    """Training losses for one batch of clean windows.
+
+    x0: (B, W, 259) normalised clean motion; yaw: (B, W) accumulated root yaw a_t (half-angle, dim 1 of
+    the 264-d features), needed to bring positions and rotations into one frame; contacts: (B, W, 4) float
+    ankle/toe contacts of the clean motion (columns as :data:`CONTACT_JOINTS`; planted weights work too);
+    mean, std: (259,) statistics; mask: (B, W) 1 for real frames, 0 for padding. Only the root/knee/ankle/foot channels
+    are noised (the merge) and scored: reconstruction (MSE), the contact-weighted foot velocity loss (the
+    velocity channels and the velocity implied by root + positions, both pushed to zero on contact frames),
+    and the epsilon-insensitive consistency between the positions and the FK of the rotations.
+    """
+    w = {"recon": 1.0, "foot_vel": 1.0, "consistency": 1.0, **(weights or {})}
+    cfg = model.cfg
+    b = x0.shape[0]
+    abar = torch.as_tensor(cosine_alpha_bar(cfg.diffusion_steps), dtype=x0.dtype, device=x0.device)
+    t = torch.randint(1, cfg.diffusion_steps + 1, (b,), generator=generator, device="cpu").to(x0.device)
+    noise = torch.randn(x0.shape, generator=generator, device="cpu").to(x0.device, x0.dtype)
+    ab = abar[t][:, None, None]
+    x_t = merge(x0, ab.sqrt() * x0 + (1 - ab).sqrt() * noise)
+    pred = model(x_t, t)
+    low = torch.as_tensor(LOWER_CHANNELS, device=x0.device)
+    mask = torch.ones(x0.shape[:2], dtype=x0.dtype, device=x0.device) if mask is None else mask.to(x0.dtype)
+    frames = mask.sum().clamp_min(1.0)
+    recon = (((pred[..., low] - x0[..., low]) ** 2).mean(-1) * mask).sum() / frames
+
+    den = pred * std + mean                                   # metres, radians, 6-D
+    den0 = x0 * std + mean
+    angle = 2.0 * yaw                                         # facing rotation angle about +Y
+    # contact-weighted foot velocity: the velocity channels, and root step + position change
+    cw = contacts.to(x0.dtype) * mask[..., None]
+    vel_scale = std[torch.as_tensor(np.concatenate([vel_channels(j) for j in (7, 8, 10, 11)]))].mean()
+    fv = x0.new_zeros(())
+    # root step t -> t+1 is stored in the facing frame of frame t+1 (as in features.joints_to_features)
+    step = _roty_apply(-angle[:, 1:], torch.stack([den[:, :-1, 2], torch.zeros_like(den[:, :-1, 2]),
+                                                      den[:, :-1, 3]], dim=-1))
+    for k, j in enumerate(CONTACT_JOINTS):
+        c = cw[..., k]
+        v = den[..., torch.as_tensor(vel_channels(j))]
+        fv = fv + ((v / vel_scale) ** 2).sum(-1).mul(c).sum() / c.sum().clamp_min(1.0)
+        p = _roty_apply(-angle, den[..., torch.as_tensor(ric_channels(j))])    # world minus root xz
+        dp = p[:, 1:] - p[:, :-1] + step                      # world displacement t -> t+1
+        fv = fv + ((dp / vel_scale) ** 2).sum(-1).mul(c[:, :-1]).sum() / c[:, :-1].sum().clamp_min(1.0)
+    # consistency: bone vectors of the positions vs FK of the 6-D rotations, in the facing frame
+    cons = x0.new_zeros(())
+    r4 = 2.0 * angle                                          # the features' chains start from r * r
+    pos_std = std[torch.as_tensor(LOWER_POS)].reshape(-1, 3).mean(0)
+    raw = torch.as_tensor(T2M_RAW_OFFSETS, dtype=x0.dtype, device=x0.device)
+    for chain in _LEG_CHAINS:
+        m = sixd_to_matrix(merge(den0, den)[..., torch.as_tensor(rot_channels(chain[0]))])   # hip: input
+        for parent, child in zip(chain[:-1], chain[1:]):
+            m = m @ sixd_to_matrix(den[..., torch.as_tensor(rot_channels(child))])
+            bone_pred = den[..., torch.as_tensor(ric_channels(child))] - \
+                (den0 if parent == chain[0] else den)[..., torch.as_tensor(ric_channels(parent))]
+            bone0 = den0[..., torch.as_tensor(ric_channels(child))] - den0[..., torch.as_tensor(ric_channels(parent))]
+            length = bone0.norm(dim=-1).mean(dim=1, keepdim=True)        # the clip's bone length
+            fk = _roty_apply(r4, (m @ raw[child])) * length[..., None]
+            resid = ((fk - bone_pred) / pos_std).abs()
+            cons = cons + (torch.relu(resid - epsilon).mean(-1) * mask).sum() / frames
+    total = w["recon"] * recon + w["foot_vel"] * 0.05 * fv + w["consistency"] * cons
+    return {"loss": total, "recon": recon.detach(), "foot_vel": fv.detach(), "consistency": cons.detach()}
+
+
+# --- data ----------------------------------------------------------------------------------------------
 def clip_name(corpus: str, path: Path) -> str:
     return f"{corpus}/{Path(path).name}"
 
@@ -81,7 +162,7 @@ def _cache_path(corpus: str, files: list[Path]) -> Path:
 def clip_arrays(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Clean joints (T, 22, 3) -> 264-d features (T-1, 264) and planted weights of the ankles/toes (T-1, 4)."""
     feats = joints_to_features(joints, target_skeleton=None)
-    info = frdm.detect_contacts(joints)
+    info = detect_contacts(joints)
     return feats, info.weights[:-1]
 
 
@@ -147,7 +228,7 @@ class WindowSampler:
             f = np.concatenate([f, np.repeat(f[-1:], pad, 0)])
             c = np.concatenate([c, np.zeros((pad, 4), np.float32)])
             mask = np.concatenate([mask, np.zeros(pad, np.float32)])
-        x = (f[:, frdm.FEATURE_INDEX] - self.mean) / self.std
+        x = (f[:, FEATURE_INDEX] - self.mean) / self.std
         return x, f[:, 1], c, mask
 
     def batch(self, size: int, device):
@@ -210,7 +291,7 @@ def _evaluate(model, batches, mean_t, std_t, seed: int = 1234) -> dict:
     sums: dict[str, float] = {}
     with torch.no_grad():
         for x, yaw, c, mask in batches:
-            parts = frdm.frdm_losses(model, x, yaw, c, mean_t, std_t, generator=gen, mask=mask)
+            parts = frdm_losses(model, x, yaw, c, mean_t, std_t, generator=gen, mask=mask)
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
     model.train()
@@ -251,7 +332,7 @@ def train(args, data: dict | None = None) -> Path:
         with np.load(stats_path) as z:
             mean, std = z["mean"], z["std"]
     else:
-        allf = np.concatenate([f for f, _ in train_clips])[:, frdm.FEATURE_INDEX].astype(np.float64)
+        allf = np.concatenate([f for f, _ in train_clips])[:, FEATURE_INDEX].astype(np.float64)
         mean, std = allf.mean(0), np.maximum(allf.std(0), args.min_std)
         np.savez(stats_path, mean=mean, std=std)
 
@@ -260,13 +341,13 @@ def train(args, data: dict | None = None) -> Path:
     torch_gen = torch.Generator().manual_seed(args.seed)
     if ckpts and not args.fresh:
         state = torch.load(ckpts[-1], map_location="cpu", weights_only=True)
-        cfg = frdm.FRDMConfig.from_dict(state["cfg"])
+        cfg = FRDMConfig.from_dict(state["cfg"])
     else:
         state = None
-        cfg = frdm.FRDMConfig(d_model=args.d_model, layers=args.layers, heads=args.heads, ff=args.ff,
+        cfg = FRDMConfig(d_model=args.d_model, layers=args.layers, heads=args.heads, ff=args.ff,
                               window=args.window, dropout=args.dropout)
     torch.manual_seed(args.seed)
-    model = frdm.FRDMDenoiser(cfg).to(device)
+    model = FRDMDenoiser(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     step = 0
     if state is not None:
@@ -301,7 +382,7 @@ def train(args, data: dict | None = None) -> Path:
         for g in opt.param_groups:
             g["lr"] = _lr(step, args)
         x, yaw, c, mask = sampler.batch(args.batch, device)
-        parts = frdm.frdm_losses(model, x, yaw, c, mean_t, std_t, generator=torch_gen, mask=mask)
+        parts = frdm_losses(model, x, yaw, c, mean_t, std_t, generator=torch_gen, mask=mask)
         opt.zero_grad(set_to_none=True)
         parts["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -319,9 +400,9 @@ def train(args, data: dict | None = None) -> Path:
             ev = _evaluate(model, val_batches, mean_t, std_t)
             log(f"step {step} held-out " + " ".join(f"{k} {v:.4f}" for k, v in ev.items()))
             path = save_checkpoint(out, model, opt, step, rng, torch_gen)
-            frdm.save_weight_set(out / "weights", model, mean, std,
-                                 {**meta, "step": step, "held_out_loss": round(ev["loss"], 5),
-                                  "trained_with": "python -m core_models.train.frdm"})
+            save_frdm_weights(out / "weights", model, mean, std,
+                              {**meta, "step": step, "held_out_loss": round(ev["loss"], 5),
+                               "trained_with": "python -m core_models.train.frdm"})
             log(f"checkpoint {path.name}; weight set {out / 'weights'}")
     return out / "weights"
 

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def onnx_sets(tmp_path_factory):
     """A tiny compact set and a tiny FRDM set, both exported to ONNX here (torch is available in this process)."""
-    from core_models import frdm
+    from core_models import footfix
     from core_models.onnx_export import export_onnx
 
     torch.set_num_threads(1)
@@ -32,10 +32,11 @@ def onnx_sets(tmp_path_factory):
     compact = write_tiny_compact_weight_set(root / "compact")
     export_onnx(compact, progress=lambda *_: None)
     torch.manual_seed(0)
-    cfg = frdm.FRDMConfig(d_model=32, layers=1, heads=2, ff=64, window=16, dropout=0.0, diffusion_steps=50)
+    cfg = footfix.FRDMConfig(d_model=32, layers=1, heads=2, ff=64, window=16, dropout=0.0, diffusion_steps=50)
     rng = np.random.default_rng(0)
-    folder = frdm.save_weight_set(root / "frdm", frdm.FRDMDenoiser(cfg).eval(), rng.normal(0, 0.1, frdm.FRDM_DIM),
-                                  rng.uniform(0.5, 1.5, frdm.FRDM_DIM), {"training_data": "none (test)"})
+    folder = footfix.save_frdm_weights(root / "frdm", footfix.FRDMDenoiser(cfg).eval(),
+                                       rng.normal(0, 0.1, footfix.FRDM_DIM), rng.uniform(0.5, 1.5, footfix.FRDM_DIM),
+                                       {"training_data": "none (test)"})
     export_onnx(folder, progress=lambda *_: None)
     return compact, folder
 

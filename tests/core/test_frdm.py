@@ -12,39 +12,45 @@ import pytest
 import torch
 
 from motion_fixture import make_dance, rig_bvh, standing_clip
-from core_models import frdm, metrics
+from core_models import footfix, metrics
+from core_models.features import joints_to_features
+from core_models.footfix.contacts import SLIDE_TOLERANCE
+from core_models.footfix.representation import (FEATURE_INDEX, FRDM_DIM, LOWER_CHANNELS, UPPER_CHANNELS,
+                                                features_to_world, merge, motion_features)
+from core_models.footfix.sampler import sample, sampler_timesteps
+from core_models.train.frdm import frdm_losses
 from core_models.io import load_body_clip, read_bvh, write_bvh
 from core_models.io.rig_fix import apply_fix_to_bvh, upper_body_channels_identical
 from core_models.progress import Cancelled
 from core_models.skating import SkatingParams, add_skating
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = frdm.FRDMConfig(d_model=32, layers=1, heads=2, ff=64, window=16, dropout=0.0, diffusion_steps=50)
-def tiny_weights(seed: int = 0) -> frdm.FRDMWeights:
+TINY = footfix.FRDMConfig(d_model=32, layers=1, heads=2, ff=64, window=16, dropout=0.0, diffusion_steps=50)
+def tiny_weights(seed: int = 0) -> footfix.FRDMWeights:
     torch.manual_seed(seed)
-    model = frdm.FRDMDenoiser(TINY).eval()
-    return frdm.FRDMWeights(model, TINY, np.zeros(frdm.FRDM_DIM), np.ones(frdm.FRDM_DIM), {}, None, torch.device("cpu"))
+    model = footfix.FRDMDenoiser(TINY).eval()
+    return footfix.FRDMWeights(model, TINY, np.zeros(FRDM_DIM), np.ones(FRDM_DIM), {}, None, torch.device("cpu"))
 
 
 # --- representation and merge ------------------------------------------------------------------------------
 def test_features_round_trip_to_the_world():
     _, _, _, joints = make_dance(120)
-    x, canon = frdm.motion_features(joints)
-    assert x.shape == (120, frdm.FRDM_DIM)
-    assert np.abs(frdm.features_to_world(x, canon) - joints).max() < 1e-9
+    x, canon = motion_features(joints)
+    assert x.shape == (120, FRDM_DIM)
+    assert np.abs(features_to_world(x, canon) - joints).max() < 1e-9
 
 
 def test_merge_never_changes_upper_body_channels():
     rng = np.random.default_rng(0)
-    x_in, x_new = rng.normal(size=(2, 7, 40, frdm.FRDM_DIM))
-    out = frdm.merge(x_in, x_new)
-    assert np.array_equal(out[..., frdm.UPPER_CHANNELS], x_in[..., frdm.UPPER_CHANNELS])
-    assert np.array_equal(out[..., frdm.LOWER_CHANNELS], x_new[..., frdm.LOWER_CHANNELS])
+    x_in, x_new = rng.normal(size=(2, 7, 40, FRDM_DIM))
+    out = merge(x_in, x_new)
+    assert np.array_equal(out[..., UPPER_CHANNELS], x_in[..., UPPER_CHANNELS])
+    assert np.array_equal(out[..., LOWER_CHANNELS], x_new[..., LOWER_CHANNELS])
     t_in, t_new = torch.tensor(x_in, dtype=torch.float32), torch.tensor(x_new, dtype=torch.float32)
-    t_out = frdm.merge(t_in, t_new)
-    assert torch.equal(t_out[..., frdm.UPPER_CHANNELS], t_in[..., frdm.UPPER_CHANNELS])
+    t_out = merge(t_in, t_new)
+    assert torch.equal(t_out[..., UPPER_CHANNELS], t_in[..., UPPER_CHANNELS])
     # only root, knee, ankle and toe channels are ever denoised: 4 root + 6 joints x (3 + 6 + 3)
-    assert len(frdm.LOWER_CHANNELS) == 4 + 6 * 12 and len(frdm.UPPER_CHANNELS) == frdm.FRDM_DIM - 76
+    assert len(LOWER_CHANNELS) == 4 + 6 * 12 and len(UPPER_CHANNELS) == FRDM_DIM - 76
 
 
 # --- contacts ----------------------------------------------------------------------------------------------
@@ -63,26 +69,26 @@ def _stepping(frames: int = 90) -> np.ndarray:
 
 def test_contacts_from_height_and_velocity_with_overrides():
     j = _stepping()
-    info = frdm.detect_contacts(j)
+    info = footfix.detect_contacts(j)
     assert info.contacts[:, 1].all()                      # right foot planted throughout
     assert info.contacts[:25, 0].all() and info.contacts[65:, 0].all()
     assert not info.contacts[36:55, 0].any()               # high and fast: no contact
     # a foot that is low but moves fast is not in contact (velocity), nor one that is still but high
     fast = standing_clip(60)
     fast[:, [7, 10], 0] += np.arange(60)[:, None] * 0.05   # 5 cm/frame slide
-    assert not frdm.detect_contacts(fast).contacts[:, 0].any()
+    assert not footfix.detect_contacts(fast).contacts[:, 0].any()
     high = standing_clip(60)
     high[:, [7, 10], 1] += 0.2
-    assert not frdm.detect_contacts(high).contacts[:, 0].any()
+    assert not footfix.detect_contacts(high).contacts[:, 0].any()
     # overrides: force the airborne stretch to contact, and forbid contact of the right foot
-    info = frdm.detect_contacts(j, overrides=[{"foot": "left", "start": 40, "end": 50, "contact": True},
+    info = footfix.detect_contacts(j, overrides=[{"foot": "left", "start": 40, "end": 50, "contact": True},
                                               ("right", 0, 20, False)])
     assert info.contacts[40:50, 0].all() and info.weights[40:50, :2].min() == 1.0
     assert not info.contacts[:20, 1].any() and info.contacts[20:, 1].all()
-    with pytest.raises(frdm.FootFixError, match="foot must be"):
-        frdm.detect_contacts(j, overrides=[("middle", 0, 5, True)])
-    with pytest.raises(frdm.FootFixError, match="start < end"):
-        frdm.detect_contacts(j, overrides=[("left", 9, 5, True)])
+    with pytest.raises(footfix.FootFixError, match="foot must be"):
+        footfix.detect_contacts(j, overrides=[("middle", 0, 5, True)])
+    with pytest.raises(footfix.FootFixError, match="start < end"):
+        footfix.detect_contacts(j, overrides=[("left", 9, 5, True)])
 
 
 # --- ik_lock -------------------------------------------------------------------------------------------------
@@ -90,7 +96,7 @@ def test_ik_lock_reduces_skating_and_keeps_the_upper_body():
     clean = standing_clip(150)
     skated, _ = add_skating(clean, SkatingParams(seed=3))
     before = metrics.foot_skating_ratio(skated)["mean"]
-    result = frdm.fix_feet(skated, method="ik_lock")
+    result = footfix.fix_feet(skated, method="ik_lock")
     after = metrics.foot_skating_ratio(result.joints)["mean"]
     assert before > 0.3 and after < 0.05, (before, after)
     assert result.report["fsr_before"]["mean"] > result.report["fsr_after"]["mean"]
@@ -98,16 +104,16 @@ def test_ik_lock_reduces_skating_and_keeps_the_upper_body():
     # the upper body keeps its pose relative to the root (to rounding); the legs are rigid with the clip's
     # (median) bone lengths, even though the skated joints' lengths wobble
     assert result.report["upper_body_change_m"] == 0.0
-    assert frdm.upper_body_change(skated, result.joints) < 1e-12
+    assert footfix.upper_body_change(skated, result.joints) < 1e-12
     for a, b in ((1, 4), (4, 7), (7, 10)):
         np.testing.assert_allclose(np.linalg.norm(result.joints[:, a] - result.joints[:, b], axis=-1),
                                    np.median(np.linalg.norm(skated[:, a] - skated[:, b], axis=-1)), atol=1e-6)
     # grounding keeps horizontal slides (the planted feet still move sideways) but removes float/penetration
-    ground = frdm.fix_feet(skated, method="ik_lock", mode="grounding")
+    ground = footfix.fix_feet(skated, method="ik_lock", mode="grounding")
     assert metrics.foot_skating_ratio(ground.joints)["mean"] > after
     assert np.abs(ground.joints[:, 10, 1] - ground.joints[0, 10, 1]).max() < np.abs(skated[:, 10, 1] - skated[0, 10, 1]).max()
     # strength 0 changes nothing
-    assert np.abs(frdm.fix_feet(skated, method="ik_lock", strength=0.0).joints - skated).max() < 1e-9
+    assert np.abs(footfix.fix_feet(skated, method="ik_lock", strength=0.0).joints - skated).max() < 1e-9
 
 
 def test_ik_lock_on_a_rig_writes_only_root_and_leg_channels(tmp_path):
@@ -115,7 +121,7 @@ def test_ik_lock_on_a_rig_writes_only_root_and_leg_channels(tmp_path):
     path = rig_bvh(tmp_path / "skated.bvh", skated)
     body = load_body_clip(path)
     assert body.unit == "cm" and body.source_fps == 60.0 and body.fps == 30.0
-    result = frdm.fix_feet(body, method="ik_lock")
+    result = footfix.fix_feet(body, method="ik_lock")
     original = read_bvh(path)
     fixed, notes = apply_fix_to_bvh(original, body, result.joints)
     assert notes == [] and upper_body_channels_identical(original, fixed, body)
@@ -127,23 +133,23 @@ def test_ik_lock_on_a_rig_writes_only_root_and_leg_channels(tmp_path):
 # --- the diffusion model -------------------------------------------------------------------------------------
 def test_sampler_is_deterministic_for_a_seed_and_keeps_the_upper_body():
     _, _, _, joints = make_dance(40)
-    x_in, _ = frdm.motion_features(joints)
-    contacts = frdm.detect_contacts(joints).joint_contacts
+    x_in, _ = motion_features(joints)
+    contacts = footfix.detect_contacts(joints).joint_contacts
     w = tiny_weights()
-    a = frdm.sample(w, x_in, contacts, frdm.SamplerConfig(steps=4, seed=7))
-    b = frdm.sample(w, x_in, contacts, frdm.SamplerConfig(steps=4, seed=7))
-    c = frdm.sample(w, x_in, contacts, frdm.SamplerConfig(steps=4, seed=8))
+    a = sample(w, x_in, contacts, footfix.SamplerConfig(steps=4, seed=7))
+    b = sample(w, x_in, contacts, footfix.SamplerConfig(steps=4, seed=7))
+    c = sample(w, x_in, contacts, footfix.SamplerConfig(steps=4, seed=8))
     assert np.array_equal(a, b) and not np.allclose(a, c)
-    assert np.array_equal(a[:, frdm.UPPER_CHANNELS], x_in[:, frdm.UPPER_CHANNELS])
-    assert frdm.sampler_timesteps(50, 4) == [50, 34, 17, 1]
-    assert frdm.sampler_timesteps(50, 4, "quadratic") == [50, 23, 6, 1]
+    assert np.array_equal(a[:, UPPER_CHANNELS], x_in[:, UPPER_CHANNELS])
+    assert sampler_timesteps(50, 4) == [50, 34, 17, 1]
+    assert sampler_timesteps(50, 4, "quadratic") == [50, 23, 6, 1]
 
 
 def test_losses_are_zero_for_a_perfect_prediction():
     """The consistency loss (positions vs FK of rotations) vanishes on real features: the FK is right."""
     _, _, _, joints = make_dance(60, spin=2.0)
-    feats = frdm.joints_to_features(joints, target_skeleton=None)
-    x0 = torch.tensor(feats[None, :, frdm.FEATURE_INDEX], dtype=torch.float32)
+    feats = joints_to_features(joints, target_skeleton=None)
+    x0 = torch.tensor(feats[None, :, FEATURE_INDEX], dtype=torch.float32)
     yaw = torch.tensor(feats[None, :, 1], dtype=torch.float32)
 
     class Oracle(torch.nn.Module):
@@ -152,35 +158,35 @@ def test_losses_are_zero_for_a_perfect_prediction():
         def forward(self, x, t):
             return x0
 
-    zero, one = torch.zeros(frdm.FRDM_DIM), torch.ones(frdm.FRDM_DIM)
-    parts = frdm.frdm_losses(Oracle(), x0, yaw, torch.zeros(1, 59, 4), zero, one)
+    zero, one = torch.zeros(FRDM_DIM), torch.ones(FRDM_DIM)
+    parts = frdm_losses(Oracle(), x0, yaw, torch.zeros(1, 59, 4), zero, one)
     assert float(parts["recon"]) == 0.0 and float(parts["consistency"]) < 1e-4 and float(parts["foot_vel"]) == 0.0
-    model = frdm.FRDMDenoiser(TINY)
-    parts = frdm.frdm_losses(model, x0[:, :16], yaw[:, :16], torch.ones(1, 16, 4), zero, one)
+    model = footfix.FRDMDenoiser(TINY)
+    parts = frdm_losses(model, x0[:, :16], yaw[:, :16], torch.ones(1, 16, 4), zero, one)
     parts["loss"].backward()
     assert all(p.grad is not None for p in model.parameters())
 
 
 def test_fix_feet_frdm_with_a_saved_weight_set(tmp_path):
     w = tiny_weights()
-    folder = frdm.save_weight_set(tmp_path / "frdm", w.model, w.mean, w.std, {"training_data": "test"})
+    folder = footfix.save_frdm_weights(tmp_path / "frdm", w.model, w.mean, w.std, {"training_data": "test"})
     manifest = json.loads((folder / "manifest.json").read_text())
     assert set(manifest["files"]) == {"frdm.safetensors", "stats.safetensors", "config.json"}
     config = json.loads((folder / "config.json").read_text())
     assert config["licence"].startswith("CC BY-NC 4.0") and config["model"]["window"] == TINY.window
     skated, _ = add_skating(standing_clip(50), SkatingParams(seed=2))
     stages = []
-    result = frdm.fix_feet(skated, method="frdm", weights=folder, steps=3,
+    result = footfix.fix_feet(skated, method="frdm", weights=folder, steps=3,
                            progress=lambda s, d, t: stages.append(s))
     assert result.method == "frdm" and result.joints.shape == skated.shape and "frdm" in stages
     assert result.report["upper_body_change_m"] == 0.0 and result.report["sampler"]["steps"] == 3
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(Cancelled):
-        frdm.fix_feet(skated, method="frdm", weights=folder, cancel=cancel)
+        footfix.fix_feet(skated, method="frdm", weights=folder, cancel=cancel)
     (folder / "frdm.safetensors").write_bytes(b"damaged")
-    with pytest.raises(frdm.FootFixError, match="failed verification"):
-        frdm.load_weight_set(folder)
+    with pytest.raises(footfix.FootFixError, match="failed verification"):
+        footfix.load_frdm_weights(folder)
 
 
 def _train_args(out: Path, steps: int) -> Namespace:
@@ -203,7 +209,7 @@ def test_training_runs_and_resumes_exactly(tmp_path):
     train(_train_args(tmp_path / "b", 2), data)
     resumed = train(_train_args(tmp_path / "b", 4), data)
     assert "resumed from ckpt_00000002.pt at step 2" in (tmp_path / "b" / "train.log").read_text()
-    wa, wb = frdm.load_weight_set(straight, "cpu"), frdm.load_weight_set(resumed, "cpu")
+    wa, wb = footfix.load_frdm_weights(straight, "cpu"), footfix.load_frdm_weights(resumed, "cpu")
     for (ka, va), (kb, vb) in zip(wa.model.state_dict().items(), wb.model.state_dict().items()):
         assert ka == kb and torch.equal(va, vb), ka
     assert json.loads((straight / "config.json").read_text())["step"] == 4
@@ -212,28 +218,28 @@ def test_training_runs_and_resumes_exactly(tmp_path):
 # --- bad input -----------------------------------------------------------------------------------------------
 def test_bad_input_gives_clear_messages():
     clean = standing_clip(60)
-    one = frdm.fix_feet(clean[:1], method="ik_lock")
+    one = footfix.fix_feet(clean[:1], method="ik_lock")
     assert np.array_equal(one.joints, clean[:1]) and "single frame" in one.notes[0]
-    static = frdm.fix_feet(np.repeat(clean[:1], 30, axis=0), method="ik_lock")
+    static = footfix.fix_feet(np.repeat(clean[:1], 30, axis=0), method="ik_lock")
     assert "static pose" in " ".join(static.notes) and np.array_equal(static.joints, np.repeat(clean[:1], 30, 0))
-    with pytest.raises(frdm.FootFixError, match="centimetres"):
-        frdm.fix_feet(clean * 100.0, method="ik_lock")
-    with pytest.raises(frdm.FootFixError, match="30 fps"):
-        frdm.fix_feet(clean, method="ik_lock", fps=120)
-    with pytest.raises(frdm.FootFixError, match="unknown method"):
-        frdm.fix_feet(clean, method="magic")
-    with pytest.raises(frdm.FootFixError, match="unknown mode"):
-        frdm.fix_feet(clean, mode="float")
-    with pytest.raises(frdm.FootFixError, match="shape"):
-        frdm.fix_feet(clean[:, :10])
-    fallback = frdm.fix_feet(clean, method="frdm", weights=None)
+    with pytest.raises(footfix.FootFixError, match="centimetres"):
+        footfix.fix_feet(clean * 100.0, method="ik_lock")
+    with pytest.raises(footfix.FootFixError, match="30 fps"):
+        footfix.fix_feet(clean, method="ik_lock", fps=120)
+    with pytest.raises(footfix.FootFixError, match="unknown method"):
+        footfix.fix_feet(clean, method="magic")
+    with pytest.raises(footfix.FootFixError, match="unknown mode"):
+        footfix.fix_feet(clean, mode="float")
+    with pytest.raises(footfix.FootFixError, match="shape"):
+        footfix.fix_feet(clean[:, :10])
+    fallback = footfix.fix_feet(clean, method="frdm", weights=None)
     assert fallback.method == "ik_lock" and "no FRDM weights" in " ".join(fallback.notes)
     # a jump: the feet leave the floor for most of the clip; only the landings are planted
     jump = standing_clip(90)
     flight = np.linspace(0, 1, 70)
     height = np.concatenate([np.zeros(10), 4 * 0.6 * flight * (1 - flight), np.zeros(10)])   # 70 of 90 in the air
     jump += height[:, None, None] * np.array([0.0, 1.0, 0.0])
-    result = frdm.fix_feet(jump, method="ik_lock")
+    result = footfix.fix_feet(jump, method="ik_lock")
     assert "touch the floor in only" in " ".join(result.notes)
     airborne = height > 0.2
     assert np.abs(result.joints[airborne] - jump[airborne]).max() < 1e-9
@@ -245,7 +251,7 @@ def test_rig_without_toes_falls_back_to_ankles(tmp_path):
     rig_bvh(tmp_path / "no_toes.bvh", skated, fps=30.0, scale=1.0, drop=(10, 11))
     body = load_body_clip(tmp_path / "no_toes.bvh")
     assert "left_foot" in body.mapping.synthesised
-    result = frdm.fix_feet(body, method="ik_lock")
+    result = footfix.fix_feet(body, method="ik_lock")
     assert "no toe bones" in " ".join(result.notes) and not result.report["has_toes"]
     assert result.report["fsr_after"]["mean"] < result.report["fsr_before"]["mean"]
 
@@ -292,7 +298,7 @@ def test_a_clean_clip_comes_back_unchanged_with_both_methods():
     w = tiny_weights()
     for clean in (standing_clip(120), _walking()):
         for kw in ({"method": "ik_lock"}, {"method": "frdm", "weights": w, "steps": 3}):
-            result = frdm.fix_feet(clean, **kw)
+            result = footfix.fix_feet(clean, **kw)
             assert np.array_equal(result.joints, clean), kw
             assert result.report["unchanged"] is True and "already clean" in " ".join(result.notes)
             assert result.report["fsr_after"] == result.report["fsr_before"]
@@ -305,12 +311,12 @@ def test_only_the_sliding_foot_moves_and_the_travel_is_kept():
     # the left foot slides 5 cm during its plant at frames 60..107 (it should stand still there)
     ramp = np.clip((np.arange(len(clean)) - 60) / 47.0, 0.0, 1.0) * ((np.arange(len(clean)) < 108))
     slid[:, [7, 10], 0] += (0.05 * ramp)[:, None]
-    info = frdm.detect_contacts(slid, v_th=frdm.V_TH_REPAIR)
-    slides = frdm.measure_slides(slid, info)
+    info = footfix.detect_contacts(slid, v_th=footfix.V_TH_REPAIR)
+    slides = footfix.measure_slides(slid, info)
     assert slides.sliding[65:100, 0].all() and not slides.sliding[:, 1].any()
-    shipped = frdm.load_weight_set(REPO / "core_models" / "assets" / "frdm", "cpu")
+    shipped = footfix.load_frdm_weights(REPO / "core_models" / "assets" / "frdm", "cpu")
     for kw in ({"method": "ik_lock"}, {"method": "frdm", "weights": shipped, "steps": 10}):
-        result = frdm.fix_feet(slid, **kw)
+        result = footfix.fix_feet(slid, **kw)
         assert result.report["unchanged"] is False, result.notes
         # the root moves by at most the slide, the travel is kept, the right foot is untouched
         assert np.linalg.norm(result.root_offset, axis=-1).max() <= 0.05 + 1e-9
@@ -326,19 +332,19 @@ def test_only_the_sliding_foot_moves_and_the_travel_is_kept():
 
 def test_a_second_pass_is_nearly_the_identity():
     skated, _ = add_skating(standing_clip(150), SkatingParams(seed=3))
-    first = frdm.fix_feet(skated, method="ik_lock")
-    second = frdm.fix_feet(first.joints, method="ik_lock")
+    first = footfix.fix_feet(skated, method="ik_lock")
+    second = footfix.fix_feet(first.joints, method="ik_lock")
     assert np.linalg.norm(second.joints[:, 0] - first.joints[:, 0], axis=-1).max() <= 0.02
     assert second.report["fsr_after"]["mean"] <= first.report["fsr_after"]["mean"] + 1e-9
-    assert second.report["unchanged"] or second.report["slides"]["largest_wander_m"] > frdm.SLIDE_TOLERANCE
-    third = frdm.fix_feet(frdm.fix_feet(standing_clip(150), method="ik_lock").joints, method="ik_lock")
+    assert second.report["unchanged"] or second.report["slides"]["largest_wander_m"] > SLIDE_TOLERANCE
+    third = footfix.fix_feet(footfix.fix_feet(standing_clip(150), method="ik_lock").joints, method="ik_lock")
     assert third.report["unchanged"] is True and "already clean" in " ".join(third.notes)
 
 
 def test_ik_lock_never_raises_fsr():
     for seed in range(4):
         skated, _ = add_skating(make_dance(150, seed=seed)[3], SkatingParams(seed=seed))
-        r = frdm.fix_feet(skated, method="ik_lock", orientation="ignore")
+        r = footfix.fix_feet(skated, method="ik_lock", orientation="ignore")
         assert r.report["fsr_after"]["mean"] <= r.report["fsr_before"]["mean"], seed
 
 
@@ -348,19 +354,19 @@ def test_given_contacts_decide_what_is_planted():
                                                                   jitter=0.0))
     contacts = np.zeros((120, 2), bool)
     contacts[10:60] = True
-    a = frdm.fix_feet(skated, method="ik_lock", contacts=contacts)
+    a = footfix.fix_feet(skated, method="ik_lock", contacts=contacts)
     assert a.report["contacts_source"] == "given"
     assert a.contacts[:, 0].tolist() == contacts[:, 0].tolist()
     moved = contacts.copy()
     moved[10:60], moved[50:110] = False, True                 # the plant moved 40 frames later
-    b = frdm.fix_feet(skated, method="ik_lock", contacts=moved)
+    b = footfix.fix_feet(skated, method="ik_lock", contacts=moved)
     assert b.report["contact_intervals"]["left"] == [[50, 110]]
     # frames 80..100 are planted only in b: a leaves the feet there as they were; 15..40 only in a
     assert np.abs(a.joints[80:100, [7, 10]] - skated[80:100, [7, 10]]).max() < 1e-9
     assert np.abs(b.joints[15:40, [7, 10]] - skated[15:40, [7, 10]]).max() < 1e-9
     assert a.report["contact_intervals"] != b.report["contact_intervals"]
-    with pytest.raises(frdm.FootFixError, match="contacts must be"):
-        frdm.fix_feet(skated, method="ik_lock", contacts=np.zeros((5, 2), bool))
+    with pytest.raises(footfix.FootFixError, match="contacts must be"):
+        footfix.fix_feet(skated, method="ik_lock", contacts=np.zeros((5, 2), bool))
 
 
 # --- orientation --------------------------------------------------------------------------------------------
@@ -376,26 +382,26 @@ def test_orientation_upside_down_lying_and_z_up_are_refused_or_warned(tmp_path):
     clean = _walking()
     assert check_orientation(clean).verdict == "ok"
     upside = _rotate_x(clean, 180.0)
-    with pytest.raises(frdm.FootFixError, match="upside down"):
-        frdm.fix_feet(upside, method="ik_lock")
+    with pytest.raises(footfix.FootFixError, match="upside down"):
+        footfix.fix_feet(upside, method="ik_lock")
     z_up = _rotate_x(clean, 90.0)                    # body axis along +Z: a Z-up clip read as Y-up
-    with pytest.raises(frdm.FootFixError, match="--up z"):
-        frdm.fix_feet(z_up, method="ik_lock")
+    with pytest.raises(footfix.FootFixError, match="--up z"):
+        footfix.fix_feet(z_up, method="ik_lock")
     lying = _rotate_x(clean, -90.0)                  # the other way: a Y-up file read as Z-up
-    with pytest.raises(frdm.FootFixError, match="lies in the floor plane"):
-        frdm.fix_feet(lying, method="ik_lock")
+    with pytest.raises(footfix.FootFixError, match="lies in the floor plane"):
+        footfix.fix_feet(lying, method="ik_lock")
     # a handstand in 40 % of the frames: a warning, the fix runs
     part = clean.copy()
     part[70:142] = _rotate_x(clean[70:142] - clean[70:142, :1], 180.0) + clean[70:142, :1]
-    r = frdm.fix_feet(part, method="ik_lock")
+    r = footfix.fix_feet(part, method="ik_lock")
     assert r.report["orientation"]["verdict"] == "warn" and "upside down on" in " ".join(r.notes)
     # a Z-up BVH: refused as read, fixed when loaded with up_axis='Z'; the rest pose says so too
     source = np.stack([clean[..., 0], -clean[..., 2], clean[..., 1]], axis=-1)      # core -> Z-up source axes
     path = rig_bvh(tmp_path / "z_up.bvh", source, fps=30.0)
-    with pytest.raises(frdm.FootFixError, match="--up z"):
-        frdm.fix_feet(load_body_clip(path), method="ik_lock")
-    assert frdm.fix_feet(load_body_clip(path, up_axis="Z"), method="ik_lock").report["orientation"]["verdict"] == "ok"
-    assert frdm.fix_feet(upside, method="ik_lock", orientation="ignore").joints.shape == upside.shape
+    with pytest.raises(footfix.FootFixError, match="--up z"):
+        footfix.fix_feet(load_body_clip(path), method="ik_lock")
+    assert footfix.fix_feet(load_body_clip(path, up_axis="Z"), method="ik_lock").report["orientation"]["verdict"] == "ok"
+    assert footfix.fix_feet(upside, method="ik_lock", orientation="ignore").joints.shape == upside.shape
 
 
 def test_cli_uses_the_shipped_frdm_set_and_reads_z_up(tmp_path):
@@ -440,7 +446,7 @@ def _real_clips(tmp_path):
 def test_real_clean_mocap_keeps_its_path_travel_and_fsr(tmp_path):
     from scipy.ndimage import gaussian_filter1d
 
-    weights = frdm.load_weight_set(REPO / "core_models" / "assets" / "frdm", "cpu")
+    weights = footfix.load_frdm_weights(REPO / "core_models" / "assets" / "frdm", "cpu")
 
     def travel(j):
         h = gaussian_filter1d(j[:, 0, [0, 2]], 3.0, axis=0, mode="nearest")
@@ -448,9 +454,9 @@ def test_real_clean_mocap_keeps_its_path_travel_and_fsr(tmp_path):
 
     for clip in _real_clips(tmp_path):
         for kw in ({"method": "ik_lock"}, {"method": "frdm", "weights": weights, "steps": 10}):
-            r = frdm.fix_feet(clip, **kw)
+            r = footfix.fix_feet(clip, **kw)
             assert np.linalg.norm(r.root_offset, axis=-1).max() <= 0.10, (clip.path, kw["method"])
             assert abs(travel(r.joints) / max(travel(clip.joints), 1e-9) - 1) <= 0.03
             assert r.report["fsr_after"]["mean"] <= r.report["fsr_before"]["mean"]
-            again = frdm.fix_feet(r.joints, **kw)
+            again = footfix.fix_feet(r.joints, **kw)
             assert np.linalg.norm(again.joints[:, 0] - r.joints[:, 0], axis=-1).max() <= 0.02
