@@ -87,9 +87,11 @@ def frame_jerk(joints: np.ndarray, fps: float) -> np.ndarray:
     return np.concatenate([[j[0]], j, [j[-1]] * 2]) if j.size else np.zeros(joints.shape[0])
 
 
-def seam_report(before: np.ndarray, after: np.ndarray, seams: list[int], margin: int, fps: float) -> dict:
-    """The largest jerk around each seam frame of ``after`` against the 99th-percentile jerk of ``before``."""
-    reference = float(np.percentile(frame_jerk(before, fps), 99))
+def seam_report(before: np.ndarray, after: np.ndarray, seams: list[int], margin: int, fps: float,
+                reference: float | None = None) -> dict:
+    """The largest jerk around each seam frame of ``after`` against the 99th-percentile jerk of ``before``
+    (or ``reference``, that percentile computed once for a whole take when ``after`` is a part of it)."""
+    reference = float(np.percentile(frame_jerk(before, fps), 99)) if reference is None else float(reference)
     jerk = frame_jerk(after, fps)
     worst = []
     for s in seams:
