@@ -39,8 +39,10 @@ from pathlib import Path
 import numpy as np
 
 from ..skeleton import BODY_JOINT_NAMES, BODY_PARENTS, default_skeleton
+from .bone_map import auto_map, map_by_names
+from .mapping_template import unmapped_message
 
-__all__ = ["RetargetError", "BoneMapping", "CANONICAL_JOINTS", "PROFILES", "REQUIRED_JOINTS",
+__all__ = ["RetargetError", "UnmappableRigError", "BoneMapping", "CANONICAL_JOINTS", "PROFILES", "REQUIRED_JOINTS",
            "normalize_bone_name", "map_bones", "canonical_joints", "load_mapping_file",
            "estimate_height", "detect_unit_scale", "unit_scale", "convert_up_axis", "UNIT_SCALES"]
 
@@ -54,6 +56,17 @@ _SIDES = (("left", "l"), ("right", "r"))
 
 class RetargetError(ValueError):
     """A rig's bones could not be mapped onto the canonical body."""
+
+
+class UnmappableRigError(RetargetError):
+    """The body was not found in a rig, neither by a named profile nor by its hierarchy and rest pose.
+
+    missing: canonical joints without a bone; mapping: the partial :class:`BoneMapping` (what was found,
+    with ``candidates`` for every joint, so a UI can list them and a template can be written)."""
+
+    def __init__(self, message: str, missing: list[str], mapping: "BoneMapping", bone_names: list[str]):
+        super().__init__(message)
+        self.missing, self.mapping, self.bone_names = missing, mapping, bone_names
 
 
 # --- profiles -------------------------------------------------------------------------------------------
@@ -170,7 +183,8 @@ class BoneMapping:
     source_for: canonical name -> source bone (or End Site) name whose position is used.
     synthesised: canonical name -> human-readable description of how the joint is made up.
     unmapped_source: source bones (End Sites left out) that no canonical joint uses.
-    profile: the rig profile whose names matched best ('custom' when overrides decide everything).
+    profile: the rig profile whose names matched best ('custom' when overrides decide everything, 'auto'
+    when the body was found from the hierarchy and rest pose, 'names' from bone names alone).
     recipes: canonical name -> machine-readable synthesis recipe used by :func:`canonical_joints`.
     """
     source_for: dict[str, str]
@@ -179,6 +193,11 @@ class BoneMapping:
     profile: str
     recipes: dict[str, tuple] = field(default_factory=dict)
     overridden: list[str] = field(default_factory=list)
+    # canonical -> 0..1 for joints taken from bones; canonical -> [(bone, score)] best first, every joint
+    confidence: dict[str, float] = field(default_factory=dict)
+    candidates: dict[str, list] = field(default_factory=dict)
+    up_axis: str | None = None          # '+Y', '+Z' ... from the rest pose (automatic mapping only)
+    facing: str | None = None
 
     @property
     def mapped(self) -> list[str]:
@@ -209,17 +228,11 @@ def load_mapping_file(path) -> dict:
         raise RetargetError(f"bone mapping file '{path}' not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise RetargetError(f"bone mapping file '{path}' is not valid JSON: {e}") from None
-    if not isinstance(data, dict) or not all(isinstance(k, str) and (v is None or isinstance(v, str))
-                                             for k, v in data.items()):
+    if not isinstance(data, dict) or not all(isinstance(k, str) and (k.startswith("_") or v is None
+                                                                     or isinstance(v, str)) for k, v in data.items()):
         raise RetargetError(f"bone mapping file '{path}' must hold one JSON object of canonical joint name -> "
                             f"source bone name (or null), e.g. {{\"left_knee\": \"MyKneeBone\"}}")
     return data
-
-
-def _how_to_override() -> str:
-    return ("Pass a mapping for them: overrides={\"left_knee\": \"MyKneeBone\", ...} (to map_bones or "
-            "load_body_clip), or the path of a JSON mapping file holding {\"left_knee\": \"MyKneeBone\", ...}. "
-            "Canonical joints: " + ", ".join(CANONICAL_JOINTS) + ".")
 
 
 def _validate_overrides(overrides, names: list[str]) -> dict[str, int | None]:
@@ -230,6 +243,8 @@ def _validate_overrides(overrides, names: list[str]) -> dict[str, int | None]:
     if not isinstance(overrides, dict):
         raise RetargetError(f"overrides must be a dict canonical joint -> source bone name (or None), "
                             f"or a JSON file path; got {type(overrides).__name__}")
+    # '_'-keys are a template's notes and candidates; "" is a joint left for the automatic mapping
+    overrides = {k: v for k, v in overrides.items() if not str(k).startswith("_") and v != ""}
     unknown = [k for k in overrides if k not in _CI]
     if unknown:
         raise RetargetError(f"unknown canonical joint name(s) in the overrides: {', '.join(map(repr, unknown))}; "
@@ -334,7 +349,13 @@ def map_bones(source_names, source_parents=None, overrides=None, *, source_offse
     source_rest_positions (J, 3), absolute rest positions (e.g. Blender ``bone.head_local``) instead.
     is_end_site marks End Sites (otherwise leaves whose name ends in '_end' count as End Sites).
     overrides: canonical name -> source bone name (or None to force "not mapped"), or a JSON file path.
-    profile: force one of :data:`PROFILES` instead of choosing the best-matching one.
+    profile: force one of :data:`PROFILES` instead of choosing the best-matching one, or 'auto' to find
+    the body from the hierarchy and rest pose alone (see :mod:`.bone_map`; also what happens when no
+    profile fits). A partial ``overrides`` is completed the same way.
+
+    The result's ``confidence`` (0..1 per mapped joint) and ``candidates`` (per joint, up to three
+    ``(bone, score)``, best first) say how sure the mapping is; :class:`UnmappableRigError` carries the
+    partial mapping (with candidates) when the body is not found.
     """
     names = [str(n) for n in source_names]
     nj = len(names)
@@ -365,17 +386,18 @@ def map_bones(source_names, source_parents=None, overrides=None, *, source_offse
         if not ends[i]:
             lookup.setdefault(normalize_bone_name(n), i)
     raw_prefix = any(re.match(r"^mixamorig\d*[:_]", n, re.IGNORECASE) for n in names)
-    if profile is not None and profile not in PROFILES:
-        raise RetargetError(f"unknown profile '{profile}'; profiles: {', '.join(PROFILES)}")
-    best = None
-    for pname in ([profile] if profile else PROFILES):
+    if profile is not None and profile not in PROFILES and profile != "auto":
+        raise RetargetError(f"unknown profile '{profile}'; profiles: {', '.join(PROFILES)} or 'auto'")
+    best = ((0, 0, 0), "auto", {})          # profile 'auto': straight to the hierarchy and rest pose
+    for pname in ([] if profile == "auto" else [profile] if profile else PROFILES):
         pjoints, extras = _NORMALIZED_PROFILES[pname]
         picks = _match_profile(pjoints, lookup)
         score = (len(picks), -(_consistency(picks, parents) if parents is not None else 0),
                  len(extras & lookup.keys()) + (5 if pname == "mixamo" and raw_prefix else 0))
-        if best is None or score > best[0]:
+        if best[1] == "auto" or score > best[0]:
             best = (score, pname, picks)
-    _, pname, picks = best
+    (count, minus_inconsistent, _), pname, picks = best
+    inconsistent = -minus_inconsistent      # picked joints whose parent is not a source ancestor
     if not picks and forced:
         pname = "custom"
 
@@ -383,6 +405,23 @@ def map_bones(source_names, source_parents=None, overrides=None, *, source_offse
     for c, i in forced.items():
         if i is not None:
             chosen[c] = i
+    confidence = {c: 1.0 if parents is not None else 0.9 for c in chosen}
+    candidates = {c: [(names[i], confidence[c])] for c, i in chosen.items()}
+    auto, closest = None, pname
+    if _missing_required(chosen) or inconsistent:
+        # no named profile fits: find the body from the hierarchy and rest pose (names as hints)
+        rest = None if offsets is None else _rest_positions(offsets, parents)
+        pinned = {i: c for c, i in forced.items() if i is not None}
+        flat = parents is None or all(p < 0 for p in parents)
+        auto = map_by_names(names, parents is not None) if flat else auto_map(names, parents, rest, ends, pinned)
+        found = {c: i for c, i in auto.chosen.items() if c not in forced}
+        if not _missing_required({**found, **{c: i for c, i in forced.items() if i is not None}}) \
+                or _missing_required(chosen):
+            chosen = {c: i for c, i in forced.items() if i is not None}
+            chosen.update(found)
+            confidence = {c: (1.0 if c in forced else auto.confidence.get(c, 0.5)) for c in chosen}
+            pname = "names" if flat else "auto"
+        candidates = {**auto.candidates, **{c: [(names[i], 1.0)] for c, i in forced.items() if i is not None}}
     synth: dict[str, str] = {}
     recipes: dict[str, tuple] = {}
 
@@ -394,6 +433,8 @@ def map_bones(source_names, source_parents=None, overrides=None, *, source_offse
             for c in _SPINE:
                 chosen.pop(c, None)
             chosen.update(_pick_spine(chain, top, offsets))
+            around = min(confidence.get("pelvis", 1.0), confidence.get("neck", confidence.get("head", 1.0)))
+            confidence.update({c: around for c in _SPINE if c in chosen})
 
     # Toes from the ankle's child (normally its End Site).
     for side, _ in _SIDES:
@@ -404,6 +445,7 @@ def map_bones(source_names, source_parents=None, overrides=None, *, source_offse
         if kids:
             kids.sort(key=lambda k: (not ends[k], k))
             chosen[toe] = kids[0]
+            confidence[toe] = 0.8 * confidence.get(ankle, 1.0)
             synth[toe] = (f"End Site of '{names[chosen[ankle]]}'" if ends[kids[0]]
                           else f"child '{names[kids[0]]}' of the ankle bone '{names[chosen[ankle]]}'")
     if parents is None:
@@ -413,19 +455,21 @@ def map_bones(source_names, source_parents=None, overrides=None, *, source_offse
                 cand = f"{names[chosen[ankle]]}_end"
                 if cand in names:
                     chosen[toe] = names.index(cand)
+                    confidence[toe] = 0.8 * confidence.get(ankle, 1.0)
                     synth[toe] = f"End Site of '{names[chosen[ankle]]}'"
 
-    missing_required = [c for c in REQUIRED_JOINTS if c not in chosen]
-    if "neck" not in chosen and "head" not in chosen:
-        missing_required += ["neck", "head"]
+    for c in CANONICAL_JOINTS:
+        candidates.setdefault(c, [])
+    missing_required = _missing_required(chosen)
     if missing_required:
-        legs = [c for c in missing_required if c.split("_")[-1] in ("hip", "knee", "ankle")]
-        what = "the legs" if legs else "the body"
-        raise RetargetError(
-            f"cannot map {what} of this rig onto the canonical body: missing canonical joint(s) "
-            f"{', '.join(missing_required)} (best name profile: '{pname}', which matched "
-            f"{len(picks)} of {len(CANONICAL_JOINTS)} joints). Source bones seen: {', '.join(names)}. "
-            + _how_to_override())
+        partial = BoneMapping({c: names[chosen[c]] for c in CANONICAL_JOINTS if c in chosen}, {}, [], pname,
+                              confidence=confidence, candidates=candidates,
+                              up_axis=auto and auto.up_axis, facing=auto and auto.facing)
+        hint = (f"(No known naming convention fits either: the closest, '{closest}', names {count} of "
+                f"{len(CANONICAL_JOINTS)} joints.)" if count else "")
+        message = unmapped_message(missing_required, auto.problems if auto else [], hint)
+        raise UnmappableRigError(message + " Bones in the rig: " + ", ".join(names) + ".",
+                                 missing_required, partial, names)
 
     # Synthesis recipes for whatever is still missing.
     if "pelvis" not in chosen:
@@ -459,7 +503,25 @@ def map_bones(source_names, source_parents=None, overrides=None, *, source_offse
                        synthesised={c: synth[c] for c in CANONICAL_JOINTS if c in synth},
                        unmapped_source=unmapped, profile=pname,
                        recipes={c: recipes[c] for c in CANONICAL_JOINTS if c in recipes},
-                       overridden=[c for c in CANONICAL_JOINTS if c in forced])
+                       overridden=[c for c in CANONICAL_JOINTS if c in forced],
+                       confidence={c: round(float(confidence.get(c, 1.0)), 3) for c in CANONICAL_JOINTS if c in chosen},
+                       candidates={c: candidates[c] for c in CANONICAL_JOINTS},
+                       up_axis=auto and auto.up_axis, facing=auto and auto.facing)
+
+
+def _missing_required(chosen) -> list[str]:
+    missing = [c for c in REQUIRED_JOINTS if c not in chosen]
+    return missing + (["neck", "head"] if "neck" not in chosen and "head" not in chosen else [])
+
+
+def _rest_positions(offsets: np.ndarray, parents) -> np.ndarray:
+    rest: dict[int, np.ndarray] = {}
+
+    def at(j: int) -> np.ndarray:      # parents may come after their children in a hand-made list
+        if j not in rest:
+            rest[j] = offsets[j] + (at(parents[j]) if parents[j] >= 0 else 0.0)
+        return rest[j]
+    return np.array([at(j) for j in range(len(parents))])
 
 
 # --- proportions of the project's default skeleton used for synthesis -------------------------------------

@@ -10,7 +10,8 @@ import pytest
 from conftest import need_mocap
 from core_models.io import BodyClip, UnsupportedFormatError, load_body_clip
 from core_models.io.bvh import bvh_from_rotations, read_bvh, write_bvh
-from core_models.io.retarget import (CANONICAL_JOINTS, RetargetError, canonical_joints, convert_up_axis,
+from core_models.io.retarget import (CANONICAL_JOINTS, RetargetError, UnmappableRigError, canonical_joints,
+                                     convert_up_axis,
                                      detect_unit_scale, estimate_height, map_bones, normalize_bone_name)
 from core_models.rotations import axis_angle_to_quat, quat_conjugate, quat_mul, quat_rotate
 from core_models.skeleton import BODY_JOINT_NAMES, BODY_PARENTS, default_skeleton
@@ -182,16 +183,25 @@ def test_smpl_variant_names_and_normalisation():
     assert normalize_bone_name("Left hip") == normalize_bone_name("left_hip")
 
 
-def test_missing_legs_raise_with_guidance():
+def test_unlisted_names_map_by_hierarchy_and_bad_rigs_raise_with_guidance():
     names, parents = humanoid("Hips", ["Spine"], ["Neck"], "Head",
                               _arms(["{side}Shoulder", "{side}Arm", "{side}ForeArm", "{side}Hand"]),
                               _arms(["{side}Thigh", "{side}KneeJoint", "{side}Foot"]))
-    with pytest.raises(RetargetError) as info:
+    m = map_bones(names, parents)                # no profile names 'KneeJoint': the legs' chains do
+    assert m.profile == "auto" and m.source_for["left_knee"] == "LeftKneeJoint"
+    assert m.source_for["right_hip"] == "RightThigh" and 0 < m.confidence["left_knee"] <= 1
+    # legs that end at the knee: nothing to find
+    names, parents = humanoid("Hips", ["Spine"], ["Neck"], "Head",
+                              _arms(["{side}Shoulder", "{side}Arm", "{side}ForeArm", "{side}Hand"]),
+                              _arms(["{side}Thigh"]))
+    with pytest.raises(UnmappableRigError) as info:
         map_bones(names, parents)
     msg = str(info.value)
-    for needle in ("left_hip", "left_knee", "right_knee", "LeftKneeJoint", "overrides", "JSON"):
+    for needle in ("left knee [left_knee]", "right_knee", "LeftThigh", "--mapping FILE.json", "Bone Map panel"):
         assert needle in msg, (needle, msg)
-    assert "left_shoulder" not in msg.split("Source bones")[0]
+    assert "map_bones" not in msg and "load_body_clip" not in msg
+    assert "left_shoulder" not in msg.split("Bones in the rig")[0]
+    assert info.value.mapping.candidates["left_hip"][0][0] == "LeftThigh"
 
 
 def test_overrides(tmp_path):
@@ -332,8 +342,8 @@ def test_load_body_clip_errors(tmp_path):
     clip = _smpl_clip()
     clip.names = [n.replace("knee", "shin_joint") for n in clip.names]
     write_bvh(tmp_path / "odd.bvh", clip)
-    with pytest.raises(RetargetError, match="left_knee.*right_knee"):
-        load_body_clip(tmp_path / "odd.bvh")
+    found = load_body_clip(tmp_path / "odd.bvh")          # by the hierarchy, the rest pose and 'shin'
+    assert found.mapping.profile == "auto" and found.mapping.source_for["left_knee"] == "left_shin_joint"
     path = tmp_path / "map.json"
     path.write_text(json.dumps({"left_knee": "left_shin_joint", "right_knee": "right_shin_joint"}))
     ok = load_body_clip(tmp_path / "odd.bvh", overrides=path)
