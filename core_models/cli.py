@@ -60,6 +60,25 @@ def _print_summary(s: dict) -> None:
     print(f"  jitter      {jit}")
 
 
+def mapping_template_note(exc, source) -> str:
+    """For a rig whose body was not found: write a bone mapping to fill in next to the motion file (else in
+    the current folder) and say where, so the error names the file to pass with --mapping."""
+    from .io.mapping_template import write_mapping_template
+    from .io.retarget import UnmappableRigError
+
+    if not isinstance(exc, UnmappableRigError):
+        return ""
+    name = Path(source).stem + ".mapping.json"
+    for folder in (Path(source).parent, Path.cwd()):
+        try:
+            path = write_mapping_template(folder / name, exc.bone_names, exc.mapping)
+        except OSError:
+            continue
+        return (f"\nA bone mapping to fill in, with the best candidates for every joint, was written to {path}; "
+                f"complete it and run again with --mapping {path}")
+    return ""
+
+
 def _cmd_info(args) -> int:
     overrides = json.loads(Path(args.mapping).read_text()) if args.mapping else None
     rows = []
@@ -67,7 +86,7 @@ def _cmd_info(args) -> int:
         try:
             s = clip_summary(path, overrides=overrides, unit=args.unit)
         except (ValueError, FileNotFoundError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {exc}{mapping_template_note(exc, path)}", file=sys.stderr)
             return 2
         rows.append(s)
         if not args.json:
@@ -399,7 +418,7 @@ def _cmd_fix_feet(args) -> int:
         if report_path is not None:
             _write_json_atomic(report_path, report)
     except (ValueError, FileNotFoundError, RuntimeError, Cancelled, FootFixError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}{mapping_template_note(exc, src)}", file=sys.stderr)
         return 2
     b, a = report["fsr_before"], report["fsr_after"]
     fsr = f"FSR {100 * b['mean']:.1f} % -> {100 * a['mean']:.1f} %" if b else "FSR n/a"

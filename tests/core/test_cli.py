@@ -61,8 +61,17 @@ def test_info_bad_input_exits_with_clear_error(tmp_path):
     odd = tmp_path / "odd.bvh"
     rot, root, skel, _ = make_dance(frames=10)
     write_bvh(odd, bvh_from_rotations([f"b{i}" for i in range(22)], list(skel.parents), skel.offsets, rot, root, 1 / 30))
-    out = _run("info", str(odd))
-    assert out.returncode == 2 and "left_knee" in out.stderr and "mapping" in out.stderr.lower()
+    out = _run("info", str(odd), "--json")       # meaningless names: mapped by hierarchy and rest pose
+    assert out.returncode == 0 and json.loads(out.stdout)["rig_profile"] == "auto"
+    keep = [i for i in range(22) if i not in (2, 5, 8, 11)]            # no right leg: nothing to guess from
+    one_leg = tmp_path / "one_leg.bvh"
+    write_bvh(one_leg, bvh_from_rotations([f"b{i}" for i in keep], [keep.index(p) if p >= 0 else -1 for p in
+                                           np.asarray(skel.parents)[keep]], skel.offsets[keep], rot[:, keep], root,
+                                          1 / 30))
+    out = _run("info", str(one_leg))
+    assert out.returncode == 2 and "right knee" in out.stderr and "--mapping" in out.stderr
+    template = json.loads((tmp_path / "one_leg.mapping.json").read_text(encoding="utf-8"))
+    assert template["right_knee"] == "" and str(tmp_path / "one_leg.mapping.json") in out.stderr
     mapping = tmp_path / "map.json"
     mapping.write_text(json.dumps({name: f"b{i}" for i, name in enumerate(BODY_JOINT_NAMES)}))
     out = _run("info", str(odd), "--mapping", str(mapping), "--json")
