@@ -52,7 +52,7 @@ def real_dance(part: str, genre: str | None = None) -> dict[str, list[np.ndarray
     """Real dance takes of a split part ('test' or 'train') as joints, by genre (unwarped, not mirrored)."""
     from .data import mocap_files
     from .io import load_body_clip
-    from .train.compact import cmu_dance_genres, dance_label, part_of
+    from .train.compact_data import cmu_dance_genres, dance_label, part_of
 
     tsv = cmu_dance_genres()
     out: dict[str, list[np.ndarray]] = {}

@@ -39,7 +39,7 @@ MAX_CLIP_SECONDS = 40.0
 def _takes(corpus: str) -> list[tuple[str, str, str, Path]]:
     """(take id, genre, sub-genre, file) of the shippable dance takes of a corpus (held-out takes left out)."""
     from . import data
-    from .train.compact import cmu_dance_genres, dance_label, part_of, take_of
+    from .train.compact_data import cmu_dance_genres, dance_label, part_of, take_of
 
     tsv = cmu_dance_genres()
     out = []

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from core_models.audio import beat_phase, rhythm_features, synth_accompaniment
-from core_models.train import compact
+from core_models.train import compact, compact_data
 from motion_fixture import make_dance
 
 
@@ -16,7 +16,7 @@ def _dataset(path, clips=4, frames=420):
     parts = {"feats": [], "mirrored": [], "music": []}
     names, genres, lengths = [], [], []
     for i in range(clips):
-        rec = compact.clip_record(make_dance(frames=frames, seed=i)[3], seed=i)
+        rec = compact_data.clip_record(make_dance(frames=frames, seed=i)[3], seed=i)
         for k in parts:
             parts[k].append(rec[k])
         names.append(f"synthetic/clip{i}.bvh")
@@ -44,9 +44,9 @@ def test_synthesised_music_follows_the_motion_beats():
 
 def test_mirroring_swaps_sides():
     joints = make_dance(frames=20)[3]
-    m = compact.mirror_joints(joints)
+    m = compact_data.mirror_joints(joints)
     assert np.allclose(m[:, 1, 0], -joints[:, 2, 0]) and np.allclose(m[:, 1, 1:], joints[:, 2, 1:])
-    assert np.allclose(compact.mirror_joints(m), joints)
+    assert np.allclose(compact_data.mirror_joints(m), joints)
 
 
 def test_all_stages_train_resume_export_and_generate(tmp_path):
