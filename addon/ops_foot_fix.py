@@ -84,7 +84,7 @@ class FixPlan:
 
 def plan_fix(context, obj) -> FixPlan:
     """Check the rig and read its animation (main thread); ValueError with a user-facing message."""
-    from ..core_models.io.rig_fix import leg_bones
+    from ..core_models.rig import leg_bones
 
     ad = obj.animation_data
     if ad is None or (ad.action is None and not len(ad.nla_tracks)):
@@ -234,7 +234,7 @@ def rig_channel_edits(plan: FixPlan, delta_core: np.ndarray, scale: float) -> tu
     the carry matrix of its parent chain) and the legs get new local rotations from two-bone IK. Pure numpy,
     any thread. The core's rig solver (``io.rig_fix``) is meant to replace this function.
     """
-    from ..core_models.io.rig_fix import leg_targets, resample_to_frames, solve_leg_rotations
+    from ..core_models.rig.solver import leg_targets, resample_to_frames, solve_leg_rotations
 
     pose = plan.pose
     if abs(plan.fps - MOTION_FPS) > 1e-6:

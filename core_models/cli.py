@@ -361,7 +361,7 @@ def _canonical_body_bvh(joints: np.ndarray, fps: float):
 
 def _cmd_fix_feet(args) -> int:
     """Foot fix of one motion file: the original rig's BVH with a corrected root and legs, and a report."""
-    from .frdm import DEFAULT_STEPS, FootFixError, fix_feet
+    from .footfix import DEFAULT_STEPS, FootFixError, fix_feet
     from .io import load_body_clip, read_bvh, write_bvh
     from .io.rig_fix import RigFixError, apply_fix_to_bvh, upper_body_channels_identical
     from .progress import Cancelled
@@ -521,7 +521,7 @@ def main(argv=None) -> int:
     p.add_argument("--strength", type=float, default=1.0, help="0 (unchanged) .. 1 (full repair)")
     p.add_argument("--contacts", help='JSON list of overrides, e.g. [{"foot": "left", "start": 10, "end": 40, '
                                       '"contact": true}] (frames at 30 fps, end exclusive)')
-    p.add_argument("--steps", type=int, default=None, help="FRDM sampling steps (default: frdm.DEFAULT_STEPS)")
+    p.add_argument("--steps", type=int, default=None, help="FRDM sampling steps (default: footfix.DEFAULT_STEPS)")
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
                    help="FRDM on torch or onnx (onnxruntime); auto: torch when installed")
     p.add_argument("--seed", type=int, default=0)

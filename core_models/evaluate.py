@@ -107,7 +107,7 @@ def evaluate(weights, music_files=None, seconds: float = 30.0, seeds=(0, 1, 2), 
              library=None, device="cpu", log=print) -> dict:
     from .audio import load_audio, music_beat_frames
     from .data import music_files as shared_music
-    from .frdm import fix_feet
+    from .footfix import fix_feet
     from .pipeline import generate, raw_music_features
     from .weights import load_weight_set
 

@@ -305,7 +305,7 @@ def export_onnx(weights, out=None, opset: int = OPSET, progress=print) -> Path:
     try:
         progress(f"exporting {family} weight set '{out}' to ONNX (opset {opset})")
         if family == "frdm":
-            from .frdm import load_weight_set as load_frdm
+            from .footfix import load_frdm_weights as load_frdm
             diffs = _export_frdm(load_frdm(out, "cpu"), tmp, opset)
         else:
             from .weights import load_weight_set
