@@ -232,7 +232,7 @@ def rig_channel_edits(plan: FixPlan, delta_core: np.ndarray, scale: float) -> tu
     ``delta_core`` is the fix's move of each canonical joint (F, 22, 3) in metres, core axes, at the core's
     motion fps; ``scale`` the rig's unit in metres. The root bone's location takes the pelvis move (through
     the carry matrix of its parent chain) and the legs get new local rotations from two-bone IK. Pure numpy,
-    any thread. The core's rig solver (``io.rig_fix``) is meant to replace this function.
+    any thread. The core's rig solver (``core_models.rig``) is meant to replace this function.
     """
     from ..core_models.rig.solver import leg_targets, resample_to_frames, solve_leg_rotations
 

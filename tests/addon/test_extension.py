@@ -99,7 +99,7 @@ def _fcurves(obj):
 def test_zip_is_built_by_blender_and_holds_only_the_extension(built_zip):
     names = zipfile.ZipFile(built_zip).namelist()
     assert "blender_manifest.toml" in names and "__init__.py" in names
-    assert "core_models/kinematics.py" in names and "addon/keyframes.py" in names
+    assert "core_models/kinematics.py" in names and "addon/scene/keyframes.py" in names
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", ".")) or n in ("Makefile", "pyproject.toml")]
 
 
