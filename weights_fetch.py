@@ -14,13 +14,11 @@ downloads them by choice; Choreo never redistributes them.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -29,10 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-OFFICIAL_REPO = "huuuuuuuuu/InfiniteDance"
+try:                                      # inside the installed extension: a sibling of core_models
+    from .core_models.runtime.files import (MANIFEST, OFFICIAL_REPO, find_release_file, read_manifest,
+                                            record_file, sha256_file, verify, write_manifest)
+except ImportError:                       # a checkout: run from the repository root
+    from core_models.runtime.files import (MANIFEST, OFFICIAL_REPO, find_release_file, read_manifest,
+                                           record_file, sha256_file, verify, write_manifest)
+
 OFFICIAL_BASE_URL = f"https://huggingface.co/{OFFICIAL_REPO}/resolve/main"
 OFFICIAL_LICENCE = "InfiniteDance Non-Commercial Research License (code, checkpoints, weights, data)"
-MANIFEST = "manifest.json"
 CHUNK = 1 << 20
 
 
@@ -72,44 +75,6 @@ OFFICIAL_FILES = (
 
 class FetchError(RuntimeError):
     """A download, verification or conversion problem; the message says what to do."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read_manifest(folder: Path) -> dict:
-    path = Path(folder) / MANIFEST
-    if not path.is_file():
-        return {"files": {}}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise FetchError(f"{path} is not valid JSON ({exc}); delete it and run 'verify --rehash'") from exc
-
-
-def write_manifest(folder: Path, manifest: dict) -> None:
-    """Atomic: written next to the target and renamed over it."""
-    folder = Path(folder)
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=folder)
-    with os.fdopen(fd, "w") as f:
-        json.dump(manifest, f, indent=2, sort_keys=True)
-    os.replace(tmp, folder / MANIFEST)
-
-
-def record_file(folder: Path, relative: str, source: str) -> str:
-    folder = Path(folder)
-    manifest_path(folder, relative)
-    digest = sha256_file(folder / relative)
-    manifest = read_manifest(folder)
-    manifest.setdefault("files", {})[relative] = {"sha256": digest, "size": (folder / relative).stat().st_size,
-                                                  "source": source}
-    write_manifest(folder, manifest)
-    return digest
 
 
 def download_file(url: str, dest: Path, progress: Callable[[str, int, int], None] | None = None,
@@ -226,7 +191,7 @@ def _download_selected(dest: Path, selected: list[ReleaseFile], from_dir, base_u
             out.append(target)
             continue
         if from_dir is not None:
-            source = _find_in(Path(from_dir), item.path)
+            source = find_release_file(Path(from_dir), item.path)
             if source is None:
                 raise FetchError(f"'{item.path}' is not in {from_dir} (looked for the release path and the bare "
                                  "file name); download it by hand or drop --from-dir")
@@ -326,83 +291,6 @@ def _npy_problem(path: Path, size: int) -> str:
     if itemsize and offset + count * itemsize != size:
         return f"it holds {size - offset} data bytes where its header promises {count * itemsize}: cut short or damaged"
     return ""
-
-
-def _find_in(folder: Path, release_path: str) -> Path | None:
-    """The release file in ``folder``: at its release path, else a file of the same name under the same
-    parent folder name, else the only file of that name (never a guess among several, and never a bare
-    'config.json', which several components have)."""
-    direct = folder / release_path
-    if direct.is_file():
-        return direct
-    rel = Path(release_path)
-    hits = sorted(folder.rglob(rel.name))
-    same_parent = [h for h in hits if h.parent.name == rel.parent.name]
-    if same_parent:
-        return same_parent[0]
-    if len(hits) == 1 and rel.name != "config.json":
-        return hits[0]
-    return None
-
-
-def manifest_path(folder: Path, relative) -> Path:
-    """A file a manifest lists, resolved; FetchError unless it lies inside ``folder`` (a manifest entry
-    such as '../x' or an absolute path is never read or written)."""
-    base = Path(folder).resolve()
-    target = (base / str(relative)).resolve()
-    if not str(relative) or base not in target.parents:
-        raise FetchError(f"{Path(folder) / MANIFEST} lists '{relative}', which is outside {base}; refusing to read "
-                         "it. The manifest is damaged or was tampered with: get the weight set again")
-    return target
-
-
-def remedy(folder: Path) -> str:
-    """How this folder's files are got again: downloaded official files, a converted set, a set that ships
-    with the extension, or another set (trained or exported here)."""
-    folder = Path(folder)
-    manifest = read_manifest(folder)
-    try:                             # the family, even from a damaged config.json
-        found = re.search(r'"family"\s*:\s*"([^"]*)"', (folder / "config.json").read_text(errors="replace"))
-        family = found.group(1) if found else ""
-    except OSError:
-        family = ""
-    shipped = Path(__file__).resolve().parent / "core_models" / "assets"
-    if manifest.get("repository") == OFFICIAL_REPO:
-        return f"download it again: python weights_fetch.py download official --dest {folder}"
-    if family == "official":
-        return "convert it again: python weights_fetch.py convert official --src DOWNLOADS --dest " + str(folder)
-    if shipped in folder.resolve().parents:
-        return ("this weight set ships with the extension and is not downloadable: reinstall the Choreo extension "
-                "(in a checkout: git checkout -- the file)")
-    if family in ("compact", "frdm"):
-        return ("this set was trained by Choreo and is not downloadable: copy it again from where it was trained or "
-                "exported (the shipped compact and FRDM sets come back by reinstalling the extension)")
-    return "restore it from where the set came from (train or export it again)"
-
-
-def verify(folder: Path) -> list[str]:
-    """Problems found (empty when every file of the manifest exists with its recorded sha256)."""
-    folder = Path(folder)
-    manifest = read_manifest(folder)
-    if not isinstance(manifest.get("files"), dict) or not manifest["files"]:
-        return [f"{folder} has no {MANIFEST} (or it lists no files)"]
-    problems = []
-    fix = None
-    for relative, info in sorted(manifest["files"].items()):
-        try:
-            path = manifest_path(folder, relative)
-        except FetchError as exc:
-            problems.append(f"outside the folder: {relative} ({exc})")
-            continue
-        if not isinstance(info, dict) or not isinstance(info.get("sha256"), str):
-            problems.append(f"no sha256 recorded: {relative} (the manifest is damaged)")
-        elif not path.is_file():
-            fix = fix or remedy(folder)
-            problems.append(f"missing: {relative} ({fix})")
-        elif sha256_file(path) != info["sha256"]:
-            fix = fix or remedy(folder)
-            problems.append(f"sha256 mismatch: {relative} (file changed or corrupted; {fix})")
-    return problems
 
 
 def _progress_printer(name: str, done: int, total: int, _last=[0.0]) -> None:

@@ -26,13 +26,13 @@ REPO = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from core_models.pipeline import generate
+from core_models.generation import Runtime, generate
 from core_models.starter_library import open_libraries
 music, backend = sys.argv[1], sys.argv[2]
 t1 = time.perf_counter()
-first = generate(music, "Popular", weights=sys.argv[3], library=open_libraries(), seed=0, backend=backend)
+first = generate(music, "Popular", sys.argv[3], library=open_libraries(), seed=0, runtime=Runtime(backend=backend))
 t2 = time.perf_counter()
-second = generate(music, "Popular", weights=sys.argv[3], library=open_libraries(), seed=1, backend=backend)
+second = generate(music, "Popular", sys.argv[3], library=open_libraries(), seed=1, runtime=Runtime(backend=backend))
 t3 = time.perf_counter()
 print(json.dumps({"imports_s": t1 - t0, "cold_in_generate_s": t2 - t1, "cold_s": t2 - t0, "warm_s": t3 - t2,
                   "first_timings": {k: round(v, 3) for k, v in first.timings.items()},

@@ -108,14 +108,14 @@ def measure(cfg: GeneratorConfig, device, dtype, tokens: int, baseline_tokens: i
 
 
 def pipeline_compact(seconds: float = 60.0) -> dict:
-    from core_models.pipeline import generate
+    from core_models.generation import MusicFeatures, generate
     from core_models.weights import load_weight_set
 
     tok, gen, ret = compact_configs()
     with tempfile.TemporaryDirectory() as tmp:
         ws = load_weight_set(random_weight_set(Path(tmp) / "compact", "compact", tok, gen, ret), device="cpu")
         music = np.random.default_rng(0).normal(size=(int(seconds * 30), 7)).astype(np.float32)
-        res = generate(None, "Popular", weights=ws, music_feature_array=music, references=None)
+        res = generate(MusicFeatures(music), "Popular", weights=ws, references=None)
     t = res.timings
     return {"seconds_of_music": seconds, "frames": res.num_frames, "generate_s": round(t["generate_s"], 3),
             "decode_s": round(t["decode_s"], 3), "ik_s": round(t["ik_s"], 3),

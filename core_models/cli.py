@@ -217,7 +217,7 @@ def _span_and_sampling_problem(args) -> str:
 
 
 def _cmd_generate(args) -> int:
-    from .pipeline import generate
+    from .generation import Job, Runtime, Span, generate, sampling_with
     from .progress import Cancelled
 
     out = Path(args.out)
@@ -248,11 +248,11 @@ def _cmd_generate(args) -> int:
         if not library.libraries:
             library = None
         references = None if args.no_references else (list(args.pin) if args.pin else "auto")
-        result = generate(args.music, args.genre, weights=args.weights, start_s=args.start, end_s=args.end,
-                          seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                          references=references, library=library, window_mode=args.window_mode,
-                          device=args.device, dtype=args.precision, backend=args.backend, progress=progress,
-                          allow_untrained_genre=args.allow_untrained_genre)
+        result = generate(args.music, args.genre, args.weights, span=Span(args.start, args.end),
+                          sampling=sampling_with(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p),
+                          seed=args.seed, references=references, library=library,
+                          runtime=Runtime(args.device, args.precision, args.backend), job=Job(progress),
+                          window_mode=args.window_mode, allow_untrained_genre=args.allow_untrained_genre)
         save_generation(result, out)
     except (ValueError, FileNotFoundError, RuntimeError, Cancelled) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -311,7 +311,7 @@ def _cmd_library(args) -> int:
                 print(f"{c.name:40s} {c.genre:8s} {c.subgenre or '-':12s} {c.duration:7.1f} s  {c.licence[:40]}")
         elif args.action == "search":
             from .audio import load_audio
-            from .pipeline import query_features
+            from .generation import query_features
             from .weights import load_weight_set
 
             if not args.music or not args.weights:
@@ -362,6 +362,7 @@ def _canonical_body_bvh(joints: np.ndarray, fps: float):
 def _cmd_fix_feet(args) -> int:
     """Foot fix of one motion file: the original rig's BVH with a corrected root and legs, and a report."""
     from .footfix import DEFAULT_STEPS, FootFixError, fix_feet
+    from .runtime.backends import load_frdm
     from .io import load_body_clip, read_bvh, write_bvh
     from .io.rig_fix import RigFixError, apply_fix_to_bvh, upper_body_channels_identical
     from .progress import Cancelled
@@ -395,7 +396,7 @@ def _cmd_fix_feet(args) -> int:
             weights = str(shipped)
         result = fix_feet(clip, method=args.method, mode=args.mode, overrides=overrides, strength=args.strength,
                           weights=weights, device=args.device, steps=args.steps or DEFAULT_STEPS,
-                          seed=args.seed, backend=args.backend,
+                          seed=args.seed, backend=args.backend, load_weights=load_frdm,
                           orientation="ignore" if args.no_orientation_check else "check")
         report = dict(result.report, input=str(src), output=str(out), rig_profile=clip.mapping.profile)
         rig_notes: list[str] = []

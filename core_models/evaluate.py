@@ -32,14 +32,14 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
+from .motion import MOTION_FPS
 
 WINDOW_S = 5.0
 HOP_S = 2.5
-FPS = 30
 
 
-def windows_of(joints: np.ndarray, beats: np.ndarray, window: int = int(WINDOW_S * FPS),
-               hop: int = int(HOP_S * FPS)) -> list[tuple[np.ndarray, np.ndarray]]:
+def windows_of(joints: np.ndarray, beats: np.ndarray, window: int = int(WINDOW_S * MOTION_FPS),
+               hop: int = int(HOP_S * MOTION_FPS)) -> list[tuple[np.ndarray, np.ndarray]]:
     """(joints, beats relative to the window) for each whole window of a dance."""
     out = []
     for s in range(0, joints.shape[0] - window + 1, hop):
@@ -108,7 +108,7 @@ def evaluate(weights, music_files=None, seconds: float = 30.0, seeds=(0, 1, 2), 
     from .audio import load_audio, music_beat_frames
     from .data import music_files as shared_music
     from .footfix import fix_feet
-    from .pipeline import generate, raw_music_features
+    from .generation import MusicFeatures, generate, raw_music_features
     from .weights import load_weight_set
 
     ws = load_weight_set(weights, device)
@@ -139,8 +139,7 @@ def evaluate(weights, music_files=None, seconds: float = 30.0, seeds=(0, 1, 2), 
         fixed_fsr = []
         for path, cut, sr, beats, raw in tracks:
             for seed in seeds:
-                res = generate((cut, sr), genre, weights=ws, seed=seed, library=library,
-                               allow_untrained_genre=True)
+                res = generate((cut, sr), genre, ws, seed=seed, library=library, allow_untrained_genre=True)
                 rows["model"][0].append(res.joints)
                 rows["model"][1].append(beats)
                 rows["model"][2].append(res.fk_error_m)
@@ -149,8 +148,8 @@ def evaluate(weights, music_files=None, seconds: float = 30.0, seeds=(0, 1, 2), 
                 rows["model + foot fix"][1].append(beats)
                 for w, _ in windows_of(fixed.joints, beats):
                     fixed_fsr.append(metrics.foot_skating_ratio(w)["mean"])
-                zero = generate(None, genre, weights=ws, seed=seed, references=None,
-                                music_feature_array=np.zeros_like(raw), allow_untrained_genre=True)
+                zero = generate(MusicFeatures(np.zeros_like(raw)), genre, ws, seed=seed, references=None,
+                                allow_untrained_genre=True)
                 rows["music zeroed"][0].append(zero.joints[:res.num_frames])
                 rows["music zeroed"][1].append(beats)
                 rows["music zeroed"][2].append(zero.fk_error_m)
@@ -162,7 +161,7 @@ def evaluate(weights, music_files=None, seconds: float = 30.0, seeds=(0, 1, 2), 
                 continue
             dances, beats = [], []
             for i, (path, cut, sr, b, raw) in enumerate(tracks):
-                frames = min(real[i % len(real)].shape[0], b.size and int(len(cut) / sr * FPS))
+                frames = min(real[i % len(real)].shape[0], b.size and int(len(cut) / sr * MOTION_FPS))
                 dances.append(_cut_to(real, i, frames))
                 beats.append(b[b < frames - 1])
             out[name] = score_row(dances, beats, reference, with_fid=name != "held-out real")

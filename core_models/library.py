@@ -39,14 +39,14 @@ from typing import Sequence
 import numpy as np
 
 from .features import FEATURE_DIM, joints_to_features
+from .motion import MOTION_FPS
 from .progress import ProgressFn, check_cancel, no_progress
+from .references import (TOP_K, WINDOW, LibraryReferences, Match, ReferenceSourceError, compute_derived,
+                         library_references, prepare_derived, retrieve_references)
 from .safe_files import FileLock, LockTimeout, OutsideFolderError, atomic_write, inside, remove_leftovers
 
 FORMAT = "choreo-library"
 VERSION = 1
-WINDOW = 384          # frames per reference window (12.8 s at 30 fps), the RAG condition's length
-STRIDE = 192
-FPS = 30.0
 
 # The paper's genre taxonomy: 6 classes and their sub-genres (plus Swing, Lambada and Indian, which the
 # shipped CMU dance takes hold).
@@ -63,7 +63,7 @@ GENRES = tuple(TAXONOMY)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.,()+-]{0,119}$")
 
 
-class LibraryError(ValueError):
+class LibraryError(ReferenceSourceError):
     """A library problem; the message says what is wrong and what to do."""
 
 
@@ -91,7 +91,7 @@ class ClipInfo:
     file: str
     sha256: str
     added: str
-    fps: float = FPS
+    fps: float = MOTION_FPS
     content_sha256: str = ""
 
     @property
@@ -118,7 +118,7 @@ def content_sha256(features: np.ndarray) -> str:
 
 def weight_set_key(ws) -> str:
     """Derived data depends on the tokenizer and RetrievalNet weights: key them by their recorded hashes."""
-    from .weights import FILES
+    from .runtime.files import FILES
 
     manifest = json.loads((Path(ws.path) / "manifest.json").read_text())["files"]
     parts = [manifest.get(FILES[k], {}).get("sha256", "") for k in ("tokenizer", "retrieval")]
@@ -210,8 +210,9 @@ class Library:
             value = entry.get(field, 0 if field == "fps" else "")
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise self._damaged(f"{label}: {field} is {value!r}, not a {getattr(kind, '__name__', 'number')}")
-        if entry["frames"] < 1 or not np.isfinite(entry.get("fps", FPS)) or entry.get("fps", FPS) <= 0:
-            raise self._damaged(f"{label}: frames {entry['frames']} / fps {entry.get('fps', FPS)} are not positive")
+        fps = entry.get("fps", MOTION_FPS)
+        if entry["frames"] < 1 or not np.isfinite(fps) or fps <= 0:
+            raise self._damaged(f"{label}: frames {entry['frames']} / fps {fps} are not positive")
         try:
             self._clip_path(entry["file"])
         except LibraryError as exc:
@@ -392,12 +393,12 @@ class Library:
         if not np.isfinite(features).all():
             raise LibraryError(f"clip '{name}' has NaN or infinite features")
         if features.shape[0] < WINDOW:
-            raise LibraryError(f"clip '{name}' is {features.shape[0] / FPS:.1f} s long; a reference must cover one "
-                               f"window of {WINDOW / FPS:.1f} s ({WINDOW} frames at 30 fps)")
+            raise LibraryError(f"clip '{name}' is {features.shape[0] / MOTION_FPS:.1f} s long; a reference must cover "
+                               f"one window of {WINDOW / MOTION_FPS:.1f} s ({WINDOW} frames at 30 fps)")
         features = features.astype(storage).astype(np.float32) if storage != "float32" else features
         content = content_sha256(features)
         meta = {"name": name, "genre": genre, "subgenre": subgenre, "source": source or "array",
-                "licence": licence, "fps": FPS, "content_sha256": content}
+                "licence": licence, "fps": MOTION_FPS, "content_sha256": content}
         with self._writing():
             self._clips = self._read_index()          # what other writers added meanwhile counts
             replaced = [c for c in self._clips.values() if c.name.lower() == name.lower()]
@@ -595,116 +596,16 @@ class Library:
 
     # ------------------------------------------------------------------------------- retrieval
 
-    def retrieve(self, ws, query: np.ndarray, genre: str | None = None, top_k: int = 10,
-                 names: Sequence[str] | None = None) -> list[list["Match"]]:
-        """For each 384-frame window of the music (stride 192) the ``top_k`` best reference windows of ``genre``
-        (or of ``names``) by cosine similarity of RetrievalNet embeddings, best first. ``query``: the music's
-        features for RetrievalNet (``pipeline.query_features``: 55-d official, rhythm compact) at 30 fps."""
+    def retrieve(self, ws, query: np.ndarray, genre: str | None = None, top_k: int = TOP_K,
+                 names: Sequence[str] | None = None) -> list[list[Match]]:
+        """:func:`core_models.references.retrieve_references` over this library."""
         return retrieve_references(self, ws, query, genre, top_k, names)
 
-    def reference_provider(self, ws, genre: str, query: np.ndarray, top_k: int = 10,
-                           pinned: Sequence[str] | None = None) -> "LibraryReferences":
-        """What ``pipeline.generate`` asks for: references per window, retrieved from this library (among
+    def reference_provider(self, ws, genre: str, query: np.ndarray, top_k: int = TOP_K,
+                           pinned: Sequence[str] | None = None) -> LibraryReferences:
+        """What ``generation.generate`` asks for: references per window, retrieved from this library (among
         the clips of ``genre``, or among the ``pinned`` clips whatever their genre)."""
-        return LibraryReferences(self, ws, self.retrieve(ws, query, None if pinned else genre, top_k, pinned))
-
-
-def prepare_derived(source, ws, names: Sequence[str] | None = None, progress: ProgressFn | None = None,
-                    cancel: threading.Event | None = None) -> None:
-    """Derived data of every clip of ``source`` (or of ``names``) for ``ws``, computed where it is missing."""
-    progress = progress or no_progress
-    names = list(names) if names is not None else [c.name for c in source.clips()]
-    for i, name in enumerate(names):
-        check_cancel(cancel)
-        progress("library", i, len(names))
-        source.derived(ws, name)
-    progress("library", len(names), len(names))
-
-
-def retrieve_references(source, ws, query: np.ndarray, genre: str | None = None, top_k: int = 10,
-                        names: Sequence[str] | None = None) -> list[list["Match"]]:
-    """:meth:`Library.retrieve` over any ``source`` with ``clips(genre)``, ``info(name)`` and
-    ``derived(ws, name)`` (a library, or several libraries seen as one)."""
-    from .retrieval_search import top_k as cosine_top_k
-    from .retrieval_search import windows
-
-    if ws.retrieval is None:
-        raise LibraryError(f"weight set '{ws.path}' has no RetrievalNet; automatic references need one "
-                           "(pin references instead)")
-    pool = source.clips(genre) if names is None else [source.info(n) for n in names]
-    if not pool:
-        raise LibraryError(f"the library has no {genre or ''} clips to retrieve from".replace("  ", " "))
-    keys, embs = [], []
-    for c in pool:
-        d = source.derived(ws, c.name)
-        keys += [(c.name, int(s)) for s in d["starts"]]
-        embs.append(d["embeddings"])
-    query = windows(np.asarray(query, np.float32), WINDOW, STRIDE)
-    q = ws.encode_music(query)
-    idx, scores = cosine_top_k(q, np.concatenate(embs), top_k)
-    return [[Match(*keys[j], float(s)) for j, s in zip(row, srow)] for row, srow in zip(idx, scores)]
-
-
-@dataclass(frozen=True)
-class Match:
-    name: str
-    start: int
-    score: float
-
-
-class LibraryReferences:
-    """References per generation window from retrieval results (query window k covers 6.4 k s onwards)."""
-
-    def __init__(self, library: Library, ws, matches: list[list[Match]]):
-        from .pipeline import StaticReferences
-
-        self.library, self.ws, self.matches = library, ws, matches
-        self._cache: dict[int, StaticReferences] = {}
-
-    def references(self, retrieval_index: int):
-        from .pipeline import Reference
-
-        row = self.matches[min(max(retrieval_index, 0), len(self.matches) - 1)]
-        refs = []
-        for m in row:
-            try:
-                refs.append(Reference(m.name, self.library.features(m.name),
-                                      self.library.derived(self.ws, m.name)["tokens"],
-                                      genre=self.library.info(m.name).genre, score=m.score, start=m.start))
-            except LibraryError as exc:          # a damaged clip is left out (the others still guide)
-                note = f"reference '{m.name}' was left out: {exc}"
-                if note not in self.library.notes:
-                    self.library.notes.append(note)
-        return refs
-
-    def for_window(self, retrieval_index: int):
-        from .pipeline import StaticReferences, prefix_tokens
-
-        if retrieval_index not in self._cache:
-            cfg = self.ws.generator.cfg
-            self._cache[retrieval_index] = StaticReferences(self.references(retrieval_index), self.ws.rag_mean,
-                                                            self.ws.rag_std, cfg.cond_len, prefix_tokens(cfg.dance_len))
-        return self._cache[retrieval_index].for_window(retrieval_index)
-
-
-def compute_derived(ws, features: np.ndarray) -> dict:
-    """RVQ tokens of the whole clip and RetrievalNet embeddings of its 384-frame windows (stride 192)."""
-    fpl = ws.frames_per_latent
-    usable = features.shape[0] // fpl * fpl
-    norm = ((features[:usable] - ws.mean) / ws.std).astype(np.float32)
-    tokens = ws.encode_tokens(norm)
-    # Whole windows every STRIDE frames, plus one that ends with the clip so its end is reachable too.
-    last = features.shape[0] - WINDOW
-    starts = list(range(0, last + 1, STRIDE))
-    if starts[-1] != last:
-        starts.append(last)
-    embeddings = np.zeros((len(starts), 0), np.float32)
-    if ws.retrieval is not None:
-        segs = np.stack([features[s:s + WINDOW] for s in starts]).astype(np.float32)
-        if ws.config.get("retrieval_motion_input", "raw") == "normalised":
-            segs = ((segs - ws.rag_mean) / ws.rag_std).astype(np.float32)
-        embeddings = ws.encode_motion(segs)
-    return {"tokens": tokens.astype(np.int16), "starts": np.asarray(starts, np.int64), "embeddings": embeddings}
+        return library_references(self, ws, genre, query, top_k, pinned)
 
 
 def _json_kind(value) -> str:

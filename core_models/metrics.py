@@ -55,9 +55,10 @@ from scipy import linalg
 from scipy.ndimage import gaussian_filter
 from scipy.signal import argrelextrema
 
+from .motion import MOTION_FPS
 from .skeleton import JOINT_INDEX, LEFT_FOOT_JOINTS, NUM_BODY_JOINTS, RIGHT_FOOT_JOINTS
 
-REFERENCE_FPS = 30.0          # the rate at which the per-frame thresholds below are defined
+# The per-frame thresholds below are defined at MOTION_FPS; other rates are scaled to it.
 CONTACT_ANKLE_HEIGHT = 0.08   # m, Lodge / FRDM H_ankle
 CONTACT_TOE_HEIGHT = 0.05     # m, Lodge / FRDM H_toe
 SKATING_THRESHOLD = 0.01      # m/frame at 30 fps (0.3 m/s)
@@ -178,7 +179,7 @@ def foot_skating_ratio(joints: np.ndarray, fps: float = 30, definition: str = "c
     if normalize:
         joints = normalize_ground(joints)
     contacts = foot_contacts(joints, fps, normalize=False)
-    threshold = SKATING_THRESHOLD * REFERENCE_FPS / fps
+    threshold = SKATING_THRESHOLD * MOTION_FPS / fps
     step = joints[1:, :, _HORIZONTAL] - joints[:-1, :, _HORIZONTAL]      # (T-1, J, 2)
     if definition == "lodge":
         # Lodge: |mean(dx, dz)|, and a zero displacement appended for the last frame.
@@ -250,7 +251,7 @@ def pfc(joints: np.ndarray, fps: float = 30) -> float:
     root_acceleration = root_acceleration / peak if peak > 0 else np.zeros_like(root_acceleration)
 
     feet = joints[:, list(_FOOT_JOINTS)][..., _HORIZONTAL]                     # (T, 4, 2)
-    foot_speed = np.linalg.norm(feet[2:] - feet[1:-1], axis=-1) * (fps / REFERENCE_FPS)  # m/frame at 30 fps
+    foot_speed = np.linalg.norm(feet[2:] - feet[1:-1], axis=-1) * (fps / MOTION_FPS)  # m/frame at 30 fps
     left = np.minimum(foot_speed[:, 0], foot_speed[:, 1])
     right = np.minimum(foot_speed[:, 2], foot_speed[:, 3])
     return float(10000.0 * np.mean(left * right * root_acceleration))

@@ -9,7 +9,7 @@ import numpy as np
 from .rotations import quat_fix_continuity, quat_normalize, quat_slerp
 from .skeleton import Skeleton
 
-CORE_FPS = 30.0
+MOTION_FPS = 30.0        # frames per second of every motion inside the core; other rates convert at the boundary
 
 
 def resample_times(num_frames: int, src_fps: float, dst_fps: float) -> np.ndarray:
@@ -60,7 +60,7 @@ class Motion:
     rotations: np.ndarray
     root_translation: np.ndarray
     skeleton: Skeleton
-    fps: float = CORE_FPS
+    fps: float = MOTION_FPS
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self):

@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """ONNX Runtime backend: the compact family and FRDM without torch (e.g. inside Blender from the zip alone).
 
-``load_for_backend`` picks the backend per weight set and preference: "torch", "onnx" (onnxruntime; device
-"cuda" asks for its CUDAExecutionProvider) or "auto" (torch when it is installed, else ONNX Runtime).
-The ONNX sets offer the same numpy interface as the torch ``WeightSet`` (``sample_window``,
-``decode_tokens``, ``encode_tokens``, ``encode_music``, ``encode_motion``), so ``pipeline.generate`` and
-the library run unchanged, and sampling is the shared numpy sampler: same seed, same tokens.
+Which backend runs a set is chosen in :mod:`core_models.runtime.backends`; this module only runs an export.
+The ONNX generator set offers the same numpy interface as the torch ``WeightSet`` (``sample_window``,
+``decode_tokens``, ``encode_tokens``, ``encode_music``, ``encode_motion``), so ``generation.generate`` and
+the library run unchanged, and its token loop is the shared one of :mod:`core_models.runtime.decoding`
+with the shared numpy sampler: same seed, same tokens. Device "cuda" asks for the CUDAExecutionProvider.
 
 Nothing here imports torch. Before a session is created every ONNX file (and the config and statistics
 it reads) is checked against the sha256 of the set's manifest, and the export against the safetensors it
@@ -16,7 +16,6 @@ so in the notes, never silently.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,13 +23,12 @@ from types import SimpleNamespace
 import numpy as np
 
 from .configs import GeneratorConfig
-from .weights import WeightSetInfo, _weights_fetch, weight_files
-from .progress import check_cancel
-from .sampling import make_rng, sample_slot
+from .runtime.decoding import decode_window
+from .runtime.files import read_config, sha256_file, weight_files
+from .weights import WeightSetInfo
 
 ONNX_DIR = "onnx"
 EXPORT_INFO = f"{ONNX_DIR}/export.json"
-BACKENDS = ("auto", "torch", "onnx")
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 
 
@@ -40,40 +38,6 @@ def export_command(folder) -> str:
 
 class OnnxBackendError(ValueError):
     """The ONNX backend cannot run this weight set here; the message says why and what to do."""
-
-
-def torch_available() -> bool:
-    """Whether torch can be imported, without importing it (that alone takes seconds in a fresh process)."""
-    import importlib.util
-    import sys
-
-    if "torch" in sys.modules:
-        return sys.modules["torch"] is not None
-    try:
-        return importlib.util.find_spec("torch") is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def onnx_export_usable(folder) -> bool:
-    """A weight-set folder with an ONNX export, and onnxruntime installed (checked without importing it)."""
-    import importlib.util
-
-    if not isinstance(folder, (str, os.PathLike)) or not (Path(folder) / "onnx").is_dir():
-        return False
-    try:
-        return importlib.util.find_spec("onnxruntime") is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def auto_backend(folder) -> str:
-    """The backend "auto" means for a folder: ONNX Runtime when the set has an export (on the CPU it samples
-    about 1.5x faster than torch and needs no torch import, which is most of a first Generate's wait);
-    torch otherwise, or when onnxruntime is missing."""
-    if onnx_export_usable(folder):
-        return "onnx"
-    return "torch" if torch_available() else "onnx"
 
 
 def _ort():
@@ -125,7 +89,7 @@ def read_export(folder: Path, needed: list[str], verify: bool = True) -> dict:
                 raise OnnxBackendError(f"{rel} of '{folder}' is not in its manifest.json: run {export_command(folder)}")
             if not (folder / rel).is_file():
                 raise OnnxBackendError(f"{rel} of '{folder}' is missing: run {export_command(folder)}")
-            if _weights_fetch().sha256_file(folder / rel) != manifest[rel]["sha256"]:
+            if sha256_file(folder / rel) != manifest[rel]["sha256"]:
                 raise OnnxBackendError(f"{rel} of '{folder}' does not match the sha256 in its manifest.json (changed "
                                        f"or corrupted): run {export_command(folder)} again, or reinstall the weights")
         stale = sorted(k for k, sha in info.get("source_sha256", {}).items()
@@ -198,7 +162,6 @@ class OnnxWeightSet(WeightSetInfo):
         """As ``ChoreoLLaMA.generate_window`` (one prefill, one cached step per token, the shared sampler)."""
         cfg = self.generator.cfg
         q = cfg.num_quantizers
-        rng = make_rng(rng)
         logits, pk, pv = self.sessions.run("generator_prefill", {
             "music": np.ascontiguousarray(music, np.float32)[None], "style": np.array([int(style)], np.int64),
             "cond": np.ascontiguousarray(cond, np.float32)[None]})
@@ -209,19 +172,15 @@ class OnnxWeightSet(WeightSetInfo):
             n = prefix.size
             logits, pk, pv = self._step(prefix.reshape(1, -1), np.arange(n) % q, np.arange(pos, pos + n), pk, pv)
             pos += n
-        out = np.zeros((1, new_tokens), np.int64)
-        for i in range(new_tokens):
-            slot = i % q
-            lo, hi = cfg.slot_range(slot)
-            out[:, i] = sample_slot(logits[:, lo:hi], out[:, slot:i:q], slot, sampling, rng)
-            if on_token is not None:
-                on_token(i + 1, new_tokens)
-            if i + 1 == new_tokens:
-                break
-            if cancel is not None and i % 48 == 47:
-                check_cancel(cancel)
-            logits, pk, pv = self._step(out[:, i:i + 1], np.array([slot]), np.array([pos + i]), pk, pv)
-        return out[0]
+        cache = [pk, pv]
+
+        def step(ids, slot, i):
+            full, cache[0], cache[1] = self._step(ids, np.array([slot]), np.array([pos + i]), cache[0], cache[1])
+            lo, hi = cfg.slot_range((i + 1) % q)
+            return full[:, lo:hi]
+
+        lo, hi = cfg.slot_range(0)
+        return decode_window(logits[:, lo:hi], step, new_tokens, q, sampling, rng, cancel, on_token)
 
     def _step(self, ids, slots, positions, pk, pv):
         return self.sessions.run("generator_decode", {
@@ -245,7 +204,7 @@ class OnnxWeightSet(WeightSetInfo):
         return self.sessions.run("retrieval_motion", {"windows": np.asarray(windows, np.float32)})[0]
 
 
-def _stats(path: Path) -> dict:
+def read_stats(path: Path) -> dict:
     from safetensors.numpy import load_file
 
     try:
@@ -256,8 +215,6 @@ def _stats(path: Path) -> dict:
 
 def load_onnx_weight_set(folder, device: str = "auto", verify: bool = True, threads: int | None = None) -> OnnxWeightSet:
     """A compact weight set with an ONNX export, on onnxruntime (no torch)."""
-    from .weights import FILES, read_config
-
     folder = Path(folder)
     config = read_config(folder)
     if config["family"] != "compact":
@@ -272,7 +229,7 @@ def load_onnx_weight_set(folder, device: str = "auto", verify: bool = True, thre
     sessions = Sessions(folder, info, device, threads)
     gen_cfg = GeneratorConfig.from_dict(config["generator"])
     tok = config["tokenizer"]
-    stats = _stats(folder / files["stats"])
+    stats = read_stats(folder / files["stats"])
     retrieval = None
     if {"retrieval_music.onnx", "retrieval_motion.onnx"} <= set(info.get("files", [])):
         retrieval = SimpleNamespace(latent=config["retrieval"]["latent"])
@@ -282,39 +239,6 @@ def load_onnx_weight_set(folder, device: str = "auto", verify: bool = True, thre
                          stats.get("rag_std", stats["std"]), sessions,
                          list(config.get("notes", [])) + list(sessions.notes), stats.get("music_mean"),
                          stats.get("music_std"))
-
-
-def _check_backend(backend: str) -> str:
-    backend = str(backend or "auto").lower()
-    if backend not in BACKENDS:
-        raise OnnxBackendError(f"unknown backend '{backend}'; use one of {', '.join(BACKENDS)}")
-    return backend
-
-
-def load_for_backend(weights, backend: str = "auto", device="auto", dtype=None):
-    """A loaded weight set (torch ``WeightSet`` or :class:`OnnxWeightSet`) for a folder or a loaded set."""
-    from .weights import WeightSet, WeightSetError, load_weight_set
-
-    if isinstance(weights, (WeightSet, OnnxWeightSet)):
-        return weights
-    backend = _check_backend(backend)
-    if backend == "auto":
-        backend = auto_backend(weights)
-    if backend == "torch":
-        if not torch_available():
-            raise WeightSetError("the torch backend was chosen but torch is not installed; choose the ONNX backend "
-                                 "(onnxruntime) or install torch")
-        return load_weight_set(weights, device, dtype)
-    if dtype not in (None, "auto", "fp32", "float32"):
-        raise WeightSetError(f"the ONNX backend runs in fp32; precision '{dtype}' needs the torch backend")
-    try:
-        return load_onnx_weight_set(weights, device)
-    except OnnxBackendError as exc:
-        if not torch_available():
-            raise
-        ws = load_weight_set(weights, device, dtype)
-        ws.notes.append(f"the ONNX backend is unavailable ({exc}); fell back to torch")
-        return ws
 
 
 # --- FRDM ------------------------------------------------------------------------------------------------
@@ -329,44 +253,3 @@ class OnnxDenoiser:
         return self.sessions.run("frdm_denoiser", {"x": np.asarray(x, np.float32), "t": np.asarray(t, np.int64)})[0]
 
 
-def load_onnx_frdm(folder, device: str = "auto", verify: bool = True, threads: int | None = None):
-    """An FRDM weight set with an ONNX export as ``frdm.FRDMWeights`` whose model is an :class:`OnnxDenoiser`."""
-    from .frdm import FAMILY, WEIGHT_FILES, FootFixError, FRDMConfig, FRDMWeights
-
-    folder = Path(folder)
-    cfg_path = folder / "config.json"
-    if not cfg_path.is_file():
-        raise FootFixError(f"'{folder}' is not an FRDM weight set (no config.json)")
-    config = json.loads(cfg_path.read_text())
-    if config.get("family") != FAMILY:
-        raise FootFixError(f"'{folder}' holds a '{config.get('family')}' weight set, not FRDM foot-fix weights")
-    files = config.get("files", WEIGHT_FILES)
-    info = read_export(folder, ["config.json", files["stats"]], verify)
-    if "frdm_denoiser.onnx" not in info.get("files", []):
-        raise OnnxBackendError(f"the ONNX export of '{folder}' lacks frdm_denoiser.onnx: run {export_command(folder)}")
-    sessions = Sessions(folder, info, device, threads)
-    stats = _stats(folder / files["stats"])
-    w = FRDMWeights(OnnxDenoiser(sessions), FRDMConfig.from_dict(config["model"]), stats["mean"], stats["std"],
-                    config, folder, f"onnxruntime {sessions.provider}")
-    return w, list(sessions.notes)
-
-
-def load_frdm_for_backend(weights, backend: str = "auto", device="auto"):
-    """(FRDMWeights, notes) for a folder on the chosen backend, with the same fallback rules as generation."""
-    from .frdm import load_weight_set
-
-    backend = _check_backend(backend)
-    if backend == "auto":
-        backend = "torch" if torch_available() else "onnx"
-    if backend == "torch":
-        if not torch_available():
-            from .frdm import FootFixError
-            raise FootFixError("the torch backend was chosen but torch is not installed; choose the ONNX backend "
-                               "(onnxruntime) or install torch")
-        return load_weight_set(weights, device), []
-    try:
-        return load_onnx_frdm(weights, device)
-    except OnnxBackendError as exc:
-        if not torch_available():
-            raise
-        return load_weight_set(weights, device), [f"the ONNX backend is unavailable ({exc}); fell back to torch"]

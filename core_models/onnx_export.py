@@ -36,6 +36,7 @@ from torch import nn
 
 from .choreollama import band_split
 from .llama import rope_inverse_frequencies
+from .runtime.files import WeightSetError, read_config, read_manifest, record_file, write_manifest
 
 OPSET = 18
 ONNX_DIR = "onnx"
@@ -179,7 +180,6 @@ def _max_diff(path: Path, feeds: dict, expected) -> float:
 def _export_compact(ws, tmp: Path, opset: int) -> dict:
     gen, tok, cfg = ws.generator.float().eval(), ws.tokenizer.float().eval(), ws.generator.cfg
     gen.set_codebooks(torch.stack([tok.codebook(g) for g in range(cfg.num_quantizers)]))
-    lcfg = cfg.llama
     rng = np.random.default_rng(0)
     diffs = {}
 
@@ -271,9 +271,7 @@ def _export_frdm(w, tmp: Path, opset: int) -> dict:
 
 
 def _source_hashes(folder: Path) -> dict:
-    from .weights import _weights_fetch
-
-    files = _weights_fetch().read_manifest(folder).get("files", {})
+    files = read_manifest(folder).get("files", {})
     return {k: v["sha256"] for k, v in files.items() if k.endswith(".safetensors") and not k.startswith(ONNX_DIR)}
 
 
@@ -282,14 +280,9 @@ def export_onnx(weights, out=None, opset: int = OPSET, progress=print) -> Path:
     (default: the set itself; another folder receives a copy of the set first). Returns the folder."""
     import onnxruntime  # noqa: F401  (fail early: the export is checked with it)
 
-    from .weights import WeightSetError, _weights_fetch
-
     src = Path(weights)
     out = Path(out) if out else src
-    cfg_path = src / "config.json"
-    if not cfg_path.is_file():
-        raise WeightSetError(f"'{src}' has no config.json: it is not a weight set")
-    family = json.loads(cfg_path.read_text()).get("family")
+    family = read_config(src, "any")["family"]
     if family not in ("compact", "frdm"):
         raise WeightSetError(f"ONNX export covers the compact family and FRDM; '{src}' is family '{family}' (the "
                              "official set runs with torch)")
@@ -297,9 +290,9 @@ def export_onnx(weights, out=None, opset: int = OPSET, progress=print) -> Path:
         if out.exists() and any(out.iterdir()):
             raise WeightSetError(f"'{out}' exists and is not empty; choose a new folder or export in place")
         shutil.copytree(src, out, ignore=shutil.ignore_patterns(ONNX_DIR))
-        manifest = _weights_fetch().read_manifest(out)
+        manifest = read_manifest(out)
         manifest["files"] = {k: v for k, v in manifest.get("files", {}).items() if not k.startswith(ONNX_DIR + "/")}
-        _weights_fetch().write_manifest(out, manifest)
+        write_manifest(out, manifest)
     torch_threads = torch.get_num_threads()
     tmp = Path(tempfile.mkdtemp(prefix=".onnx-export-", dir=out))
     try:
@@ -324,12 +317,11 @@ def export_onnx(weights, out=None, opset: int = OPSET, progress=print) -> Path:
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        wf = _weights_fetch()
-        manifest = wf.read_manifest(out)
+        manifest = read_manifest(out)
         manifest["files"] = {k: v for k, v in manifest.get("files", {}).items() if not k.startswith(ONNX_DIR + "/")}
-        wf.write_manifest(out, manifest)
+        write_manifest(out, manifest)
         for name in files + ["export.json"]:
-            wf.record_file(out, f"{ONNX_DIR}/{name}", f"python -m core_models export-onnx (opset {opset})")
+            record_file(out, f"{ONNX_DIR}/{name}", f"python -m core_models export-onnx (opset {opset})")
         progress(f"wrote {len(files)} ONNX files to {final}; largest difference from torch {worst:.2e}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -31,7 +31,8 @@ class PackagingError(RuntimeError):
 
 
 def check_exports(repo: Path = REPO) -> None:
-    from .onnx_backend import OnnxBackendError, load_onnx_frdm, load_onnx_weight_set
+    from .onnx_backend import OnnxBackendError, load_onnx_weight_set
+    from .runtime.backends import load_onnx_frdm
 
     for rel in SHIPPED:
         folder = repo / rel

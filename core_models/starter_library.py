@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from .features import joints_to_features
-from .library import (FPS, WINDOW, Library, LibraryError, LibraryReferences, prepare_derived,
-                      retrieve_references)
+from .library import Library, LibraryError
+from .motion import MOTION_FPS
 from .progress import ProgressFn, check_cancel, no_progress
+from .references import TOP_K, WINDOW, library_references, prepare_derived, retrieve_references
 
 SHIPPED_LIBRARY_DIR = Path(__file__).resolve().parent / "assets" / "library"
 CMU_LICENCE = ("CMU Graphics Lab Motion Capture Database terms: free for research and inside products, the data "
@@ -101,7 +102,7 @@ def build_starter(dest, weights=None, corpora=("cmu_dance", "cmu"), max_seconds:
         check_cancel(cancel)
         progress("starter library", i, len(jobs))
         feats = np.concatenate([joints_to_features(load_body_clip(t[3]).joints) for t in group])
-        feats = feats[:int(max_seconds * FPS)]
+        feats = feats[:int(max_seconds * MOTION_FPS)]
         first, last = group[0][0], group[-1][0]
         subject = first.split("_")[0]
         takes = first.split("_")[1] + ("" if first == last else "-" + last.split("_")[1])
@@ -113,9 +114,9 @@ def build_starter(dest, weights=None, corpora=("cmu_dance", "cmu"), max_seconds:
         except (LibraryError, ValueError) as exc:
             report["skipped"][name] = str(exc)
     if weights is not None:
-        from .onnx_backend import load_for_backend
+        from .runtime.backends import load_generator
 
-        ws = load_for_backend(weights, "auto", "cpu")
+        ws = load_generator(weights, "auto", "cpu")
         lib.prepare(ws, progress=progress, cancel=cancel)
     progress("starter library", len(jobs), len(jobs))
     return report
@@ -199,11 +200,11 @@ class LibraryStack:
     def prepare(self, ws, names=None, progress: ProgressFn | None = None, cancel: threading.Event | None = None):
         prepare_derived(self, ws, names, progress, cancel)
 
-    def retrieve(self, ws, query: np.ndarray, genre: str | None = None, top_k: int = 10, names=None):
+    def retrieve(self, ws, query: np.ndarray, genre: str | None = None, top_k: int = TOP_K, names=None):
         return retrieve_references(self, ws, query, genre, top_k, names)
 
-    def reference_provider(self, ws, genre: str, query: np.ndarray, top_k: int = 10, pinned=None):
-        return LibraryReferences(self, ws, self.retrieve(ws, query, None if pinned else genre, top_k, pinned))
+    def reference_provider(self, ws, genre: str, query: np.ndarray, top_k: int = TOP_K, pinned=None):
+        return library_references(self, ws, genre, query, top_k, pinned)
 
 
 def open_libraries(user_folder=None, with_shipped: bool = True) -> LibraryStack:

@@ -17,10 +17,8 @@ converts the released sizes and small checkpoints of the same layout.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,31 +27,10 @@ import numpy as np
 # Sizes only: torch and the network modules are imported inside the functions that build networks, so a
 # weight set's config can be read (and run through ONNX Runtime, see onnx_backend.py) without torch.
 from .configs import GENRES, GeneratorConfig, LlamaConfig, RetrievalConfig, TokenizerConfig
-
-FORMAT = "choreo-weight-set"
-FAMILIES = {
-    # family: (generator music frontend, its feature size, its frames per second, retrieval query frontend)
-    "official": ("muq", 1024, 25.0, "music55"),
-    "compact": ("rhythm", 7, 30.0, "rhythm"),
-}
-FILES = {"tokenizer": "tokenizer.safetensors", "generator": "generator.safetensors",
-         "retrieval": "retrieval.safetensors", "stats": "stats.safetensors"}
+from .runtime.files import (FAMILIES, FILES, FORMAT, WeightSetError, atomic_folder, find_release_file, read_config,
+                            record_files, verify_weights, weight_files)
 OFFICIAL_LICENCE = "InfiniteDance Non-Commercial Research License (code, checkpoints, weights, data)"
 TIED_HEAD = "llama.lm_head.weight"
-
-
-class WeightSetError(ValueError):
-    """A weight set or checkpoint that cannot be used; the message says what is wrong and what to do."""
-
-
-def _weights_fetch():
-    """weights_fetch.py sits beside core_models: a sibling module inside the installed extension
-    (bl_ext.<repo>.choreo.weights_fetch), a top-level module in a checkout."""
-    try:
-        from .. import weights_fetch
-    except ImportError:
-        import weights_fetch
-    return weights_fetch
 
 
 # ----------------------------------------------------------------------------------------------- checks
@@ -241,23 +218,6 @@ def retrieval_config_from(state: dict) -> RetrievalConfig:
 
 # ------------------------------------------------------------------------------------ saving
 
-def _atomic_folder(dest: Path):
-    """A temporary sibling folder that replaces ``dest`` only when everything in it was written."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
-
-
-def _commit_folder(tmp: Path, dest: Path) -> None:
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        os.replace(dest, old)
-        os.replace(tmp, dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, dest)
-
-
 def _contiguous(state: dict) -> dict:
     return {k: v.detach().contiguous() for k, v in state.items()}
 
@@ -271,14 +231,10 @@ def write_weight_set(dest, config: dict, tokenizer_state: dict, generator_state:
     import torch
     from safetensors.torch import save_file
 
-    weights_fetch = _weights_fetch()
-
-    dest = Path(dest)
-    tmp = _atomic_folder(dest)
-    try:
-        generator_state = dict(generator_state)
-        if config["generator"]["llama"].get("tie_embeddings", True):
-            generator_state.pop(TIED_HEAD, None)      # safetensors stores shared tensors once
+    generator_state = dict(generator_state)
+    if config["generator"]["llama"].get("tie_embeddings", True):
+        generator_state.pop(TIED_HEAD, None)      # safetensors stores shared tensors once
+    with atomic_folder(dest) as tmp:
         save_file(_contiguous(tokenizer_state), tmp / FILES["tokenizer"])
         save_file(_contiguous(generator_state), tmp / FILES["generator"])
         save_file({k: torch.tensor(np.asarray(v)) for k, v in stats.items()}, tmp / FILES["stats"])   # copies: no sharing
@@ -291,22 +247,13 @@ def write_weight_set(dest, config: dict, tokenizer_state: dict, generator_state:
         for relative, source in (extra_files or {}).items():
             (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, tmp / relative)
-        for name in [FILES[k] for k in files] + ["config.json"] + sorted(extra_files or {}):
-            weights_fetch.record_file(tmp, name, config.get("source", "choreo"))
-        manifest = weights_fetch.read_manifest(tmp)
-        manifest["licence"] = config.get("licence", "")
-        weights_fetch.write_manifest(tmp, manifest)
-        _commit_folder(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dest
+        record_files(tmp, [FILES[k] for k in files] + ["config.json"] + sorted(extra_files or {}),
+                     config.get("source", "choreo"), config.get("licence", ""))
+    return Path(dest)
 
 
 def _find(src: Path, release_path: str, required: bool = True) -> Path | None:
-    weights_fetch = _weights_fetch()
-
-    hit = weights_fetch._find_in(src, release_path)
+    hit = find_release_file(src, release_path)
     if hit is None and required:
         raise WeightSetError(f"'{Path(release_path).name}' (release path {release_path}) is not in {src}; download "
                              "it with 'python weights_fetch.py download official' or copy it there")
@@ -579,26 +526,6 @@ def check_device_memory(gen_cfg: GeneratorConfig, tok_cfg: TokenizerConfig, devi
                              "bf16, or run on the CPU")
 
 
-def read_config(folder) -> dict:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise WeightSetError(f"weight-set folder '{folder}' does not exist; set the weight set in the preferences "
-                             "or pass --weights")
-    path = folder / "config.json"
-    if not path.is_file():
-        raise WeightSetError(f"'{folder}' has no config.json, so it is not a weight set. Official checkpoints must "
-                             "be converted first: python weights_fetch.py convert official --src ... --dest ...")
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise WeightSetError(f"{path} is not valid JSON ({exc}); convert or download the weight set again") from exc
-    family = config.get("family")
-    if config.get("format") != FORMAT or family not in FAMILIES:
-        raise WeightSetError(f"{path} is not a Choreo weight-set config (format {config.get('format')!r}, family "
-                             f"{family!r}; known families: {', '.join(FAMILIES)})")
-    return config
-
-
 def _load_safetensors(path: Path, what: str) -> dict:
     from safetensors.torch import load_file
 
@@ -620,30 +547,6 @@ def _load_module(module: torch.nn.Module, state: dict, what: str, source, tied: 
             state[TIED_HEAD] = state["llama.model.embed_tokens.weight"]
     check_state_dict(state, expected, what, source)
     module.load_state_dict(state, strict=True)
-
-
-def verify_weights(folder) -> list[str]:
-    """Manifest problems of the files the torch backend reads: the ONNX export (under ``onnx/``) is checked
-    by the ONNX backend when it loads it, so a damaged export never stops torch from running the set."""
-    return [p for p in _weights_fetch().verify(folder) if ": onnx/" not in p]
-
-
-def weight_files(folder: Path, config: dict) -> dict:
-    """The set's file names (config "files", default :data:`FILES`), each confined to the folder: a config
-    that points outside it (``../x.safetensors``, an absolute path, a link out) is refused, never read."""
-    from .safe_files import OutsideFolderError, inside
-
-    files = config.get("files", FILES)
-    if not isinstance(files, dict):
-        raise WeightSetError(f"config.json of '{folder}' has \"files\" of the wrong shape (an object of names is "
-                             "expected); its config is damaged: download or convert the set again")
-    for key, name in files.items():
-        try:
-            inside(folder, str(name))
-        except OutsideFolderError as exc:
-            raise WeightSetError(f"config.json of '{folder}' names its {key} file {name!r}, which is outside the "
-                                 f"weight-set folder ({exc}); it is refused. Download or convert the set again") from exc
-    return files
 
 
 def load_weight_set(folder, device="auto", dtype=None, verify: bool = True) -> WeightSet:

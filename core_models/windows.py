@@ -19,9 +19,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .motion import MOTION_FPS
+
 TOKENS_PER_LATENT = 3
 FRAMES_PER_LATENT = 4
-MOTION_FPS = 30.0
 
 
 @dataclass(frozen=True)

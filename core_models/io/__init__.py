@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Reading motion files into the canonical 22-joint body (metres, Y up, CORE_FPS).
+"""Reading motion files into the canonical 22-joint body (metres, Y up, MOTION_FPS).
 
 ``load_body_clip(path)`` dispatches on the file suffix (see :data:`LOADERS`); every loader returns a
 :class:`BodyClip` whose ``mapping`` says which canonical joints came from which source bones and
@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..motion import CORE_FPS, resample_linear
+from ..motion import MOTION_FPS, resample_linear
 from ..skeleton import BODY_JOINT_NAMES
 from .bvh import BvhClip, BvhError, bvh_from_rotations, read_bvh, write_bvh
 from .retarget import (BoneMapping, RetargetError, canonical_joints, convert_up_axis, detect_unit_scale,
@@ -138,7 +138,7 @@ def _load_smplx(path: str, overrides, unit, up_axis: str, fps: float) -> BodyCli
 LOADERS: dict[str, Callable[..., BodyClip]] = {".bvh": _load_bvh, ".npz": _load_smplx, ".pkl": _load_smplx}
 
 
-def load_body_clip(path, overrides=None, unit="auto", up_axis: str = "Y", fps: float = CORE_FPS) -> BodyClip:
+def load_body_clip(path, overrides=None, unit="auto", up_axis: str = "Y", fps: float = MOTION_FPS) -> BodyClip:
     """Load a motion file as canonical body joints (metres, Y up, ``fps``).
 
     overrides: dict canonical joint -> source bone name (None forces "not mapped"), or the path of a

@@ -9,7 +9,7 @@ import pytest
 
 import weights_fetch
 from core_models.library import Library, LibraryError, weight_set_key
-from core_models.pipeline import GenerationError, generate
+from core_models.generation import GenerationError, generate
 from core_models.starter_library import SHIPPED_LIBRARY_DIR, LibraryStack, open_libraries, shipped_library
 from core_models.weights import load_weight_set
 from generation_fixture import write_drum_track

@@ -13,7 +13,8 @@ import weights_fetch
 from core_models.audio import synth_click_track
 from core_models.choreollama import ChoreoLLaMA, GeneratorConfig
 from core_models.llama import LlamaConfig
-from core_models.pipeline import GenerationError, Reference, generate, rag_condition, rank_weights
+from core_models.generation import GenerationError, Job, MusicFeatures, Runtime, Span, generate, sampling_with
+from core_models.references import Reference, rag_condition, rank_weights
 from core_models.progress import Cancelled
 from core_models.retrieval import RetrievalConfig, RetrievalNet
 from core_models.tokenizer import RVQVAE, TokenizerConfig
@@ -110,14 +111,14 @@ def test_official_family_generates_for_any_duration(official_set):
     rng = np.random.default_rng(1)
     for seconds in (2.0, 15.48, 31.0):
         muq = rng.normal(size=(int(seconds * 25), 1024)).astype(np.float32)
-        res = generate(None, "latin", weights=ws, music_feature_array=muq, seed=3)
+        res = generate(MusicFeatures(muq), "latin", weights=ws, seed=3)
         assert res.num_frames == round(seconds * 30) == res.features.shape[0] == res.motion.num_frames
         assert res.joints.shape == (res.num_frames, 22, 3) and np.isfinite(res.joints).all()
         assert res.motion.skeleton.num_joints == 55 and res.genre == "Latin"
         assert res.tokens.shape[1] == 3 and res.tokens.min() >= 0 and res.tokens.max() < 8
-    again = generate(None, "Latin", weights=ws, music_feature_array=muq, seed=3)
+    again = generate(MusicFeatures(muq), "Latin", weights=ws, seed=3)
     assert np.array_equal(again.tokens, res.tokens)
-    other = generate(None, "Latin", weights=ws, music_feature_array=muq, seed=4)
+    other = generate(MusicFeatures(muq), "Latin", weights=ws, seed=4)
     assert not np.array_equal(other.tokens, res.tokens)
 
 
@@ -125,7 +126,7 @@ def test_official_window_mode_reproduces_release_lengths(official_set):
     dest, _, _ = official_set
     ws = load_weight_set(dest, device="cpu")
     muq = np.random.default_rng(2).normal(size=(25 * 60, 1024)).astype(np.float32)
-    res = generate(None, "Popular", weights=ws, music_feature_array=muq, window_mode="official", seed=1)
+    res = generate(MusicFeatures(muq), "Popular", weights=ws, window_mode="official", seed=1)
     assert res.tokens.shape[0] * 3 == 288 + 192 * 5            # six windows, the tail is left out as released
     assert res.num_frames == res.tokens.shape[0] * 4 and len(res.references) == 6
 
@@ -193,10 +194,9 @@ def drum_track(tmp_path_factory):
 
 def test_compact_family_generates_from_an_audio_file(compact_set, drum_track):
     seen = []
-    res = generate(str(drum_track), "Popular", weights=compact_set, device="cpu", seed=7,
-                   progress=lambda stage, done, total: seen.append((stage, done, total)))
+    res = generate(str(drum_track), "Popular", weights=compact_set, seed=7, runtime=Runtime(device="cpu"), job=Job(progress=lambda stage, done, total: seen.append((stage, done, total))))
     assert res.num_frames == round(9.37 * 30) and res.end_s == pytest.approx(9.37, abs=1e-3)
-    part = generate(str(drum_track), "Popular", weights=compact_set, device="cpu", start_s=1.5, end_s=5.0)
+    part = generate(str(drum_track), "Popular", weights=compact_set, span=Span(1.5, 5.0), runtime=Runtime(device="cpu"))
     assert part.num_frames == round(3.5 * 30) and part.start_s == 1.5
     stages = [s for s, _, _ in seen]
     assert stages[0] == "load weights" and stages[-1] == "done" and "generate" in stages
@@ -211,8 +211,8 @@ def test_pinned_references_reach_the_generator(compact_set):
     music = rng.normal(size=(300, 7)).astype(np.float32)
     refs = [Reference("a", rng.normal(size=(400, 264)), tokens=rng.integers(0, 8, (100, 3))),
             Reference("b", rng.normal(size=(200, 264)))]
-    none = generate(None, "Folk", weights=ws, music_feature_array=music, references=None, seed=5)
-    pinned = generate(None, "Folk", weights=ws, music_feature_array=music, references=refs, seed=5)
+    none = generate(MusicFeatures(music), "Folk", weights=ws, references=None, seed=5)
+    pinned = generate(MusicFeatures(music), "Folk", weights=ws, references=refs, seed=5)
     assert [r["name"] for r in pinned.references[0]["references"]] == ["a", "b"]
     assert none.references[0]["references"] == []
     assert not np.array_equal(none.tokens, pinned.tokens)
@@ -228,7 +228,7 @@ def test_bad_input_is_rejected_clearly(compact_set, drum_track, tmp_path):
     ws = load_weight_set(compact_set, device="cpu")
     music = np.random.default_rng(0).normal(size=(200, 7)).astype(np.float32)
     with pytest.raises(GenerationError, match="unknown genre 'Polka'.*Ballet, Popular"):
-        generate(None, "Polka", weights=ws, music_feature_array=music)
+        generate(MusicFeatures(music), "Polka", weights=ws)
     silent = tmp_path / "silence.wav"
     soundfile.write(silent, np.zeros(22050 * 5, np.float32), 22050)
     with pytest.raises(GenerationError, match="silent"):
@@ -238,15 +238,15 @@ def test_bad_input_is_rejected_clearly(compact_set, drum_track, tmp_path):
     with pytest.raises(GenerationError, match=r"0\.50 s.*at least 2 s"):
         generate(str(short), weights=ws)
     with pytest.raises(GenerationError, match="outside the music"):
-        generate(str(drum_track), weights=ws, start_s=30.0)
+        generate(str(drum_track), weights=ws, span=Span(30.0, None))
     with pytest.raises(GenerationError, match="top_p"):
-        generate(None, weights=ws, music_feature_array=music, top_p=1.5)
+        generate(MusicFeatures(music), weights=ws, sampling=sampling_with(top_p=1.5))
     with pytest.raises(GenerationError, match="official.*25 Hz"):
-        generate(None, weights=ws, music_feature_array=music, window_mode="official")
+        generate(MusicFeatures(music), weights=ws, window_mode="official")
     event = threading.Event()
     event.set()
     with pytest.raises(Cancelled):
-        generate(None, weights=ws, music_feature_array=music, cancel=event)
+        generate(MusicFeatures(music), weights=ws, job=Job(cancel=event))
 
 
 def test_wrong_family_is_rejected(compact_set, tmp_path):
@@ -295,7 +295,7 @@ def test_cli_generate_writes_bvh_npz_and_report(compact_set, drum_track, tmp_pat
 
 def _fk_check(joints):
     from core_models.features import joints_to_features
-    from core_models.pipeline import features_to_motion
+    from core_models.generation import features_to_motion
 
     feats = joints_to_features(joints)
     decoded, motion, err, _ = features_to_motion(feats, on_stage=False)
@@ -332,15 +332,14 @@ def test_twenty_minute_song_keeps_memory_bounded(compact_set):
 
     ws.generator.llama.setup_cache = recording_setup
     music = np.random.default_rng(4).normal(size=(20 * 60 * 30, 7)).astype(np.float32)
-    res = generate(None, "Ballet", weights=ws, music_feature_array=music, references=None,
-                   sampling=None, top_k=4)
+    res = generate(MusicFeatures(music), "Ballet", weights=ws, references=None, sampling=sampling_with(top_k=4))
     assert res.num_frames == 36000 and np.isfinite(res.joints).all()
     assert len(sizes) >= 36000 * 3 // 4 // 288 and max(sizes) <= 384 + 288
 
 
 def test_bf16_generation_on_cpu_matches_the_frame_count(compact_set):
     music = np.random.default_rng(5).normal(size=(200, 7)).astype(np.float32)
-    res = generate(None, "Popular", weights=compact_set, music_feature_array=music, dtype="bf16", device="cpu")
+    res = generate(MusicFeatures(music), "Popular", weights=compact_set, runtime=Runtime(device="cpu", dtype="bf16"))
     assert res.dtype == "bfloat16" and res.num_frames == 200 and np.isfinite(res.joints).all()
 
 
@@ -402,4 +401,4 @@ def test_music_shorter_than_one_window_still_dances(tmp_path):
 def test_a_span_that_ends_before_it_starts_is_named(tmp_path):
     music = write_drum_track(tmp_path / "drums.wav", 8.0)
     with pytest.raises(GenerationError, match=r"end of the music span \(3 s\) is not after its start \(5 s\)"):
-        generate(str(music), "Latin", weights=SHIPPED, start_s=5.0, end_s=3.0, references=None)
+        generate(str(music), "Latin", weights=SHIPPED, references=None, span=Span(5.0, 3.0))

@@ -10,7 +10,7 @@ import pytest
 
 from core_models.features import joints_to_features
 from core_models.library import GENRES, TAXONOMY, Library, LibraryError, resolve_genre
-from core_models.pipeline import generate
+from core_models.generation import MusicFeatures, generate
 from core_models.weights import load_weight_set
 from generation_fixture import write_tiny_compact_weight_set
 
@@ -126,9 +126,8 @@ def test_pinned_references_change_what_generate_uses(tmp_path, ws):
     ws.generator.generate_window = lambda music, style, cond, *a, **k: (seen.append(cond.clone()),
                                                                         original(music, style, cond, *a, **k))[1]
     try:
-        auto = generate(None, "Folk", weights=ws, music_feature_array=music, library=lib, seed=1)
-        pinned = generate(None, "Folk", weights=ws, music_feature_array=music, library=lib, seed=1,
-                          references=["ref2"])
+        auto = generate(MusicFeatures(music), "Folk", weights=ws, library=lib, seed=1)
+        pinned = generate(MusicFeatures(music), "Folk", weights=ws, library=lib, seed=1, references=["ref2"])
     finally:
         ws.generator.generate_window = original
     assert {r["name"] for r in pinned.references[0]["references"]} == {"ref2"}
@@ -137,9 +136,9 @@ def test_pinned_references_change_what_generate_uses(tmp_path, ws):
     ref2 = [(lib.features("ref2")[s:s + 384] - ws.rag_mean) / ws.rag_std
             for s in (r["start"] for r in pinned.references[0]["references"])]
     assert np.allclose(seen[1][0].numpy(), (2 / 3) * ref2[0] + (1 / 3) * ref2[1], atol=1e-4)
-    none = generate(None, "Folk", weights=ws, music_feature_array=music, seed=1)
+    none = generate(MusicFeatures(music), "Folk", weights=ws, seed=1)
     assert "no reference library" in " ".join(none.notes)
-    empty = generate(None, "Ballet", weights=ws, music_feature_array=music, library=lib, seed=1)
+    empty = generate(MusicFeatures(music), "Ballet", weights=ws, library=lib, seed=1)
     assert "no Ballet clips" in " ".join(empty.notes) and empty.references[0]["references"] == []
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from core_models.audio import (MUQ_CHUNK_SECONDS, MUQ_FPS, MUQ_SAMPLE_RATE, MUQ_SINGLE_PASS_SECONDS, muq_chunks,
                                muq_features, muq_frame_count, synth_click_track)
-from core_models.motion import CORE_FPS as MOTION_FPS
+from core_models.motion import MOTION_FPS
 
 DURATIONS = [2.0, 31.0, 20 * 60.0]
 

@@ -18,11 +18,12 @@ torch = pytest.importorskip("torch")
 
 from generation_fixture import NO_TORCH_PRELUDE, write_drum_track  # noqa: E402
 from motion_fixture import make_dance, sliding_stance  # noqa: E402
-from core_models import frdm  # noqa: E402
-from core_models.onnx_backend import (OnnxBackendError, load_for_backend, load_onnx_frdm,  # noqa: E402
-                                      load_onnx_weight_set)
+from core_models import footfix  # noqa: E402
+from core_models.onnx_backend import OnnxBackendError, load_onnx_weight_set  # noqa: E402
+from core_models.runtime.backends import load_generator, load_onnx_frdm  # noqa: E402
+from core_models.runtime.files import record_file  # noqa: E402
 from core_models.onnx_export import export_onnx  # noqa: E402
-from core_models.pipeline import generate  # noqa: E402
+from core_models.generation import Runtime, Span, generate  # noqa: E402
 from core_models.retrieval_search import top_k, windows  # noqa: E402
 from core_models.weights import load_weight_set  # noqa: E402
 
@@ -63,9 +64,7 @@ def _copy(src: Path, dest: Path) -> Path:
 
 
 def _rerecord(folder: Path, relative: str) -> None:
-    from core_models.weights import _weights_fetch
-
-    _weights_fetch().record_file(folder, relative, "test")
+    record_file(folder, relative, "test")
 
 
 def test_export_records_every_file_with_its_sha256_and_parity(compact):
@@ -81,9 +80,9 @@ def test_export_records_every_file_with_its_sha256_and_parity(compact):
 
 
 def test_compact_generation_same_tokens_and_joints_on_both_backends(compact, music):
-    kw = dict(weights=compact, seed=7, references=None, device="cpu")
-    a = generate(music, "Latin", backend="torch", **kw)
-    b = generate(music, "Latin", backend="onnx", **kw)
+    kw = dict(weights=compact, seed=7, references=None)
+    a = generate(music, "Latin", runtime=Runtime("cpu", backend="torch"), **kw)
+    b = generate(music, "Latin", runtime=Runtime("cpu", backend="onnx"), **kw)
     assert b.device == "onnxruntime CPUExecutionProvider" and a.device == "cpu"
     assert a.tokens.shape == b.tokens.shape and a.tokens.shape[0] > 60     # several windows (9 s of music)
     # Same tokens until the sampler meets a near-tie that float rounding (~1e-5 in the logits) decides
@@ -93,7 +92,7 @@ def test_compact_generation_same_tokens_and_joints_on_both_backends(compact, mus
     assert first_difference >= 30, first_difference
     if same.all():
         assert np.abs(a.joints - b.joints).max() < 1e-4
-    c = generate(music, "Latin", backend="onnx", **{**kw, "seed": 8})
+    c = generate(music, "Latin", runtime=Runtime("cpu", backend="onnx"), **{**kw, "seed": 8})
     assert not np.array_equal(b.tokens, c.tokens)                          # the seed matters
 
 
@@ -124,15 +123,15 @@ def _skated(frames=150):
 
 
 def test_frdm_outputs_match_on_both_backends(frdm_set):
-    w_t = frdm.load_weight_set(frdm_set, "cpu")
+    w_t = footfix.load_frdm_weights(frdm_set, "cpu")
     w_o, notes = load_onnx_frdm(frdm_set, "cpu")
     assert w_o.device == "onnxruntime CPUExecutionProvider" and notes == []
     x = np.random.default_rng(0).normal(size=(3, w_t.cfg.window, w_t.cfg.dim)).astype(np.float32)
     t = np.array([900, 200, 5])
-    assert np.abs(frdm.denoiser(w_t.model)(x, t) - w_o.model.denoise(x, t)).max() < 1e-4
+    assert np.abs(footfix.sampler.denoiser(w_t.model)(x, t) - w_o.model.denoise(x, t)).max() < 1e-4
     skated = _skated()
-    a = frdm.fix_feet(skated, weights=frdm_set, steps=4, backend="torch", device="cpu")
-    b = frdm.fix_feet(skated, weights=frdm_set, steps=4, backend="onnx", device="cpu")
+    a = footfix.fix_feet(skated, weights=frdm_set, steps=4, backend="torch", device="cpu")
+    b = footfix.fix_feet(skated, weights=frdm_set, steps=4, backend="onnx", device="cpu")
     assert b.report["backend"] == "onnxruntime CPUExecutionProvider" and a.report["backend"] == "torch cpu"
     assert np.abs(a.joints - b.joints).max() < 1e-4
     assert np.abs(a.joints - skated).max() > 1e-3                          # the fix did something
@@ -143,7 +142,7 @@ def test_cuda_request_without_the_provider_is_reported(compact, music):
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has CUDA; the CPU fallback note cannot be observed")
-    res = generate(music, "Latin", weights=compact, backend="onnx", device="cuda", references=None, end_s=3.0)
+    res = generate(music, "Latin", weights=compact, references=None, span=Span(0.0, 3.0), runtime=Runtime(device="cuda", backend="onnx"))
     assert res.device == "onnxruntime CPUExecutionProvider"
     assert any("CUDA was requested" in n and "CPUExecutionProvider" in n for n in res.notes)
 
@@ -155,7 +154,7 @@ def test_damaged_onnx_file_is_named_and_torch_takes_over_visibly(compact, tmp_pa
         f.write(b"\x00\x01\x02\x03")
     with pytest.raises(OnnxBackendError, match=r"onnx/generator_decode.onnx .*sha256.*export-onnx"):
         load_onnx_weight_set(bad)
-    res = generate(music, "Latin", weights=bad, backend="onnx", references=None, end_s=3.0, device="cpu")
+    res = generate(music, "Latin", weights=bad, references=None, span=Span(0.0, 3.0), runtime=Runtime(device="cpu", backend="onnx"))
     assert res.device == "cpu"                                              # torch ran ...
     assert any("fell back to torch" in n and "generator_decode.onnx" in n for n in res.notes)   # ... and says so
 
@@ -189,21 +188,21 @@ def test_opset_the_runtime_cannot_load_is_explained(compact, tmp_path):
 
 def test_unknown_backend_and_fp16_on_onnx_are_refused(compact):
     with pytest.raises(ValueError, match="unknown backend"):
-        load_for_backend(compact, "tensorrt")
+        load_generator(compact, "tensorrt")
     with pytest.raises(ValueError, match="fp32"):
-        load_for_backend(compact, "onnx", "cpu", "bf16")
+        load_generator(compact, "onnx", "cpu", "bf16")
 
 
 def test_generate_and_fix_feet_run_where_torch_cannot_be_imported(compact, frdm_set, music, tmp_path):
     script = NO_TORCH_PRELUDE + textwrap.dedent(f"""
         sys.path.insert(0, {str(REPO / 'tests')!r})
         import numpy as np
-        from core_models.pipeline import generate
-        from core_models import frdm
+        from core_models.generation import generate
+        from core_models import footfix
         from motion_fixture import sliding_stance
         res = generate({str(music)!r}, "Popular", weights={str(compact)!r}, seed=3, references=None)
         joints = sliding_stance(120)
-        fix = frdm.fix_feet(joints, weights={str(frdm_set)!r}, steps=3)
+        fix = footfix.fix_feet(joints, weights={str(frdm_set)!r}, steps=3)
         print(json.dumps({{"device": res.device, "frames": res.num_frames, "tokens": res.tokens.tolist(),
                           "fix_backend": fix.report["backend"], "fix_method": fix.method,
                           "torch_loaded": "torch" in sys.modules}}))
@@ -215,5 +214,5 @@ def test_generate_and_fix_feet_run_where_torch_cannot_be_imported(compact, frdm_
     assert got["device"] == "onnxruntime CPUExecutionProvider" and got["frames"] == 270
     assert got["fix_backend"] == "onnxruntime CPUExecutionProvider" and got["fix_method"] == "frdm"
     assert got["torch_loaded"] is False
-    ref = generate(music, "Popular", weights=compact, seed=3, references=None, backend="torch", device="cpu")
+    ref = generate(music, "Popular", weights=compact, seed=3, references=None, runtime=Runtime(device="cpu", backend="torch"))
     assert np.array_equal(np.array(got["tokens"]), ref.tokens)             # same seed, same dance, no torch

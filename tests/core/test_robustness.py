@@ -446,7 +446,9 @@ def test_from_dir_checks_sizes_and_structure_before_recording(tmp_path):
 def test_verify_of_the_shipped_set_does_not_offer_a_download(tmp_path):
     shipped = REPO / "core_models" / "assets" / "compact"
     assert wf.verify(shipped) == []
-    advice = wf.remedy(shipped)
+    from core_models.runtime.files import remedy
+
+    advice = remedy(shipped)
     assert "ships with the extension and is not downloadable: reinstall the Choreo extension" in advice
     assert "download" not in advice.replace("not downloadable", "")
     copy = tmp_path / "compact"
@@ -627,7 +629,7 @@ def test_a_weight_set_config_naming_files_outside_its_folder_is_refused(tmp_path
 @pytest.mark.parametrize("bpm,halved", [(90, False), (128, False), (220, True), (240, True)])
 def test_a_fast_song_tracked_at_half_tempo_gets_a_note(tmp_path, bpm, halved):
     from core_models.audio import synth_click_track
-    from core_models.pipeline import generate
+    from core_models.generation import generate
 
     music = tmp_path / "clicks.wav"
     soundfile.write(music, synth_click_track(bpm, 12.0), 22050)

@@ -50,7 +50,7 @@ def test_mirroring_swaps_sides():
 
 
 def test_all_stages_train_resume_export_and_generate(tmp_path):
-    from core_models.pipeline import generate
+    from core_models.generation import MusicFeatures, generate
     from core_models.weights import load_weight_set
 
     data = str(_dataset(tmp_path / "data.npz"))
@@ -70,5 +70,5 @@ def test_all_stages_train_resume_export_and_generate(tmp_path):
     ws = load_weight_set(dest, device="cpu")
     assert ws.generator.llama.lm_head.weight.dtype == torch.float32
     music = np.random.default_rng(0).normal(size=(90, 7)).astype(np.float32)
-    res = generate(None, "Latin", weights=ws, music_feature_array=music, references=None)
+    res = generate(MusicFeatures(music), "Latin", weights=ws, references=None)
     assert res.num_frames == 90 and np.isfinite(res.joints).all()

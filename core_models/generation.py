@@ -1,6 +1,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """``generate``: music in, a keyed SMPL-X dance out (orchestration with progress and cancel).
 
+    generate(music, genre, weights, *, span=Span(), sampling=None, seed=42, references="auto", library=None,
+             runtime=Runtime(), job=Job(), window_mode="full", allow_untrained_genre=False)
+
+music: an audio file path, (samples, sample_rate), or :class:`MusicFeatures` (the generator's features,
+precomputed). ``span`` is the part of the music danced, ``runtime`` where the models run (device, precision,
+backend, MuQ encoder), ``job`` how a caller follows and stops the work (progress, cancel).
+
 Steps: decode the music and cut the requested span; music features of the weight set's family (rhythm
 features at 30 fps for the compact family, MuQ at 25 Hz for the official one); plan the windows; for each
 window build the retrieval condition and prefix, sample tokens with ChoreoLLaMA; decode the tokens with
@@ -17,92 +24,66 @@ from typing import Sequence
 
 import numpy as np
 
-from .features import FEATURE_DIM, denormalize_features, features_to_joints
-from .library import LibraryError
-from .motion import Motion
+from .features import denormalize_features, features_to_joints
+from .motion import MOTION_FPS, Motion
 from .progress import ProgressFn, check_cancel, no_progress
+from .references import ReferenceSourceError, prefix_tokens, references_for
+from .runtime.backends import load_generator
 from .sampling import SamplingConfig, make_rng
 from .stage import ground_feet, keep_on_stage
-from .windows import MOTION_FPS, full_plan, official_plan
+from .windows import full_plan, official_plan
 
 MIN_MUSIC_SECONDS = 2.0          # shorter clips hold too little music to dance to (and no beat to track)
 WINDOW_MODES = ("full", "official")
-PREFIX_TOKENS = 60               # release: 60 tokens (20 latents) of context per window
-
-
-def prefix_tokens(dance_len: int, q: int = 3) -> int:
-    """Context carried into each window: the release's 60 tokens, at most a third of a shorter window."""
-    return min(PREFIX_TOKENS, dance_len // 3 // q * q)
 
 
 class GenerationError(ValueError):
     """Input that cannot be generated from; the message says what to change."""
 
 
-@dataclass
-class Reference:
-    """A reference dance: de-normalised 264-d features at 30 fps, optionally its local token ids
-    (L, Q) aligned with the features (latent i covers frames 4i..4i+3)."""
-    name: str
-    features: np.ndarray
-    tokens: np.ndarray | None = None
-    genre: str | None = None
-    score: float | None = None
-    start: int = 0                    # first frame of the segment used
-
-    def __post_init__(self):
-        self.features = np.asarray(self.features, dtype=np.float64)
-        if self.features.ndim != 2 or self.features.shape[1] != FEATURE_DIM or self.features.shape[0] < 1:
-            raise GenerationError(f"reference '{self.name}': features must be (T, {FEATURE_DIM}), got "
-                                  f"{self.features.shape}")
+@dataclass(frozen=True)
+class Span:
+    """The part of the music danced, in seconds; ``end_s`` None: to the end of the music."""
+    start_s: float = 0.0
+    end_s: float | None = None
 
 
-def rank_weights(n: int) -> np.ndarray:
-    """The release's rank weights (n - i) / sum_j (n - j): best reference counts most, they sum to 1."""
-    w = np.arange(n, 0, -1, dtype=np.float64)
-    return w / w.sum()
+@dataclass(frozen=True)
+class Runtime:
+    """Where the models run. device: "auto", "cpu", "cuda"...; dtype: None/"auto" (bf16 on CUDA, fp32 on the
+    CPU), "fp32", "bf16", "fp16"; backend: "auto", "torch" or "onnx" (see :mod:`core_models.runtime.backends`);
+    muq_dir: the MuQ music encoder of the official family (default: $CHOREO_MUQ_DIR, else the set's muq/)."""
+    device: object = "auto"
+    dtype: object = None
+    backend: str = "auto"
+    muq_dir: object = None
 
 
-def rag_condition(references: Sequence[Reference], rag_mean: np.ndarray, rag_std: np.ndarray,
-                  length: int = 384) -> np.ndarray:
-    """Rank-weighted mean of the references' ``length``-frame segments, each z-normalised with the RAG
-    statistics: (length, 264) float32. Segments shorter than ``length`` are tiled (the release's training
-    wrapper padded; tiling keeps the motion statistics). No reference: zeros (the release's fallback)."""
-    if not references:
-        return np.zeros((length, FEATURE_DIM), np.float32)
-    cond = np.zeros((length, FEATURE_DIM))
-    for w, ref in zip(rank_weights(len(references)), references):
-        seg = ref.features[ref.start:ref.start + length]
-        if seg.shape[0] == 0:
-            raise GenerationError(f"reference '{ref.name}' has no frames from frame {ref.start}")
-        seg = seg[np.arange(length) % seg.shape[0]]
-        cond += w * (seg - rag_mean) / rag_std
-    return cond.astype(np.float32)
+@dataclass(frozen=True)
+class Job:
+    """How a caller follows and stops a generation: ``progress(stage, done, total)`` and a cancel event
+    (set, the work stops at the next check with :class:`~core_models.progress.Cancelled`)."""
+    progress: ProgressFn | None = None
+    cancel: threading.Event | None = None
 
 
-def reference_prefix(ref: Reference, tokens: int = PREFIX_TOKENS, frames_per_latent: int = 4) -> np.ndarray | None:
-    """The first ``tokens`` tokens (as (tokens / Q, Q) local ids) of the reference segment, or None."""
-    if ref.tokens is None:
-        return None
-    q = ref.tokens.shape[1]
-    first = int(round(ref.start / frames_per_latent))
-    seg = ref.tokens[first:first + tokens // q]
-    return seg if seg.shape[0] * q == tokens else None
+@dataclass(frozen=True)
+class MusicFeatures:
+    """The generator's music features, precomputed (T, music_dim) at the family's rate, in place of audio
+    (benchmarks, training checks); retrieval then works only when the family queries with the same features."""
+    array: np.ndarray
 
 
-class StaticReferences:
-    """The same references for every window (pinned by the user, or none)."""
-
-    def __init__(self, references: Sequence[Reference], rag_mean, rag_std, cond_len: int,
-                 prefix_len: int = PREFIX_TOKENS):
-        self.references = list(references)
-        self.cond = rag_condition(self.references, rag_mean, rag_std, cond_len)
-        self.prefix = reference_prefix(self.references[0], prefix_len) if self.references else None
-
-    def for_window(self, retrieval_index: int):
-        """(condition (cond_len, 264), prefix (n, Q) local ids or None, [{"name", "start", "score"}, ...])."""
-        return self.cond, self.prefix, [{"name": r.name, "start": int(r.start), "score": r.score}
-                                        for r in self.references]
+def sampling_with(base: SamplingConfig | None = None, temperature: float | None = None, top_k: int | None = None,
+                  top_p: float | None = None) -> SamplingConfig:
+    """``base`` (default: the release's settings) with the given values replaced; GenerationError names a
+    value out of range."""
+    base = base or SamplingConfig()
+    overrides = {k: v for k, v in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p)) if v is not None}
+    try:
+        return SamplingConfig(**{**base.to_dict(), **overrides})
+    except ValueError as exc:
+        raise GenerationError(str(exc)) from exc
 
 
 @dataclass
@@ -137,7 +118,7 @@ class GenerationResult:
         return int(self.joints.shape[0])
 
 
-def _music_samples(music, sample_rate):
+def _music_samples(music):
     from .audio import load_audio
 
     if isinstance(music, (str, os.PathLike)):
@@ -145,9 +126,7 @@ def _music_samples(music, sample_rate):
     if isinstance(music, tuple) and len(music) == 2:
         samples, sr = music
         return np.asarray(samples, np.float32), int(sr)
-    if sample_rate is not None:
-        return np.asarray(music, np.float32), int(sample_rate)
-    raise GenerationError("music must be an audio file path, or (samples, sample_rate)")
+    raise GenerationError("music must be an audio file path, (samples, sample_rate) or MusicFeatures")
 
 
 def _cut(samples: np.ndarray, sr: int, start_s: float, end_s: float | None):
@@ -257,77 +236,39 @@ def features_to_motion(features: np.ndarray, on_stage: bool = True) -> tuple[np.
     return joints, motion, fk_error, stage
 
 
-def _query_of(ws, music, sample_rate, start_s, end_s) -> np.ndarray:
-    if music is None:
+def _query_of(ws, music, start_s, end_s) -> np.ndarray:
+    if music is None or isinstance(music, MusicFeatures):
         raise GenerationError("retrieval needs the music itself; pass the audio, not only precomputed generator "
                               "features")
-    samples, sr = _music_samples(music, sample_rate)
+    samples, sr = _music_samples(music)
     samples, _, _ = _cut(samples, sr, start_s, end_s)
     return query_features(ws, samples, sr)
-
-
-def _reference_provider(ws, references, library, genre: str, query, compute_query, notes: list):
-    """Per-window references: retrieved from the library ("auto"), pinned (clip names or Reference
-    objects, best first) or none."""
-    if references is None or (references == "auto" and library is None):
-        if references == "auto":
-            notes.append("no reference library: generated without retrieved references")
-        return StaticReferences([], ws.rag_mean, ws.rag_std, ws.generator.cfg.cond_len)
-    if references == "auto":
-        if ws.retrieval is None:
-            notes.append("the weight set has no RetrievalNet: generated without retrieved references")
-            return StaticReferences([], ws.rag_mean, ws.rag_std, ws.generator.cfg.cond_len)
-        notes.extend(library.notes)
-        if not library.clips(genre):
-            notes.append(f"{library.describe()} has no {genre} clips: generated without references")
-            return StaticReferences([], ws.rag_mean, ws.rag_std, ws.generator.cfg.cond_len)
-        try:
-            provider = library.reference_provider(ws, genre, query if query is not None else compute_query())
-        except LibraryError as exc:           # a damaged clip: dance without references rather than fail
-            notes.append(f"references could not be retrieved ({exc}); generated without references")
-            return StaticReferences([], ws.rag_mean, ws.rag_std, ws.generator.cfg.cond_len)
-        notes.append(f"references retrieved from {library.describe()}")
-        return provider
-    refs = list(references)
-    if refs and all(isinstance(r, str) for r in refs):       # pinned library clips
-        if library is None:
-            raise GenerationError("pinned references are library clip names: pass the library too")
-        if ws.retrieval is not None:
-            return library.reference_provider(ws, genre, query if query is not None else compute_query(),
-                                              pinned=refs)
-        refs = [Reference(n, library.features(n), library.derived(ws, n)["tokens"], library.info(n).genre)
-                for n in refs]
-    return StaticReferences(refs, ws.rag_mean, ws.rag_std, ws.generator.cfg.cond_len,
-                            prefix_tokens(ws.generator.cfg.dance_len))
 
 
 def _tile(x: np.ndarray, length: int) -> np.ndarray:
     return x if x.shape[0] == length else x[np.arange(length) % x.shape[0]]
 
 
-def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.0, end_s: float | None = None,
-             seed: int = 42, sampling: SamplingConfig | None = None, temperature: float | None = None,
-             top_k: int | None = None, top_p: float | None = None, references="auto", library=None,
-             window_mode: str = "full", device="auto", dtype=None, backend: str = "auto",
-             sample_rate: int | None = None,
-             music_feature_array: np.ndarray | None = None, muq_dir=None, allow_untrained_genre: bool = False,
-             progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> GenerationResult:
-    """Generate a dance for ``music`` (file path or (samples, sr)) between ``start_s`` and ``end_s``.
+def generate(music, genre: str = "Popular", weights=None, *, span: Span = Span(),
+             sampling: SamplingConfig | None = None, seed: int = 42, references="auto", library=None,
+             runtime: Runtime = Runtime(), job: Job = Job(), window_mode: str = "full",
+             allow_untrained_genre: bool = False) -> GenerationResult:
+    """Generate a dance for ``music`` (file path, (samples, sr) or :class:`MusicFeatures`) over ``span``.
 
-    weights: a loaded :class:`~core_models.weights.WeightSet` or a weight-set folder.
-    references: "auto" (retrieve from ``library`` when one is given, otherwise none), None (no
-    references: zero condition, no prefix) or a list of :class:`Reference` (pinned, best first).
+    weights: a loaded weight set (torch ``WeightSet`` or ``OnnxWeightSet``) or a weight-set folder, loaded on
+    ``runtime`` (the provider actually used is ``result.device``; any fallback is explained in
+    ``result.notes``; same seed, same tokens on every backend).
+    sampling: the sampler's settings (default: the release's; :func:`sampling_with` changes a few).
+    references: "auto" (retrieve from ``library`` when one is given, otherwise none), None (no references:
+    zero condition, no prefix) or a list, best first, of :class:`~core_models.references.Reference` objects
+    or clip names of ``library`` (pinned); see :func:`core_models.references.references_for`.
     window_mode: "full" covers the span to its last frame (round(duration x 30) frames); "official"
     reproduces the release's windows (25 Hz music; the tail of the song is left out as there).
     A genre the weight set records as untrained is refused unless ``allow_untrained_genre``.
-    ``music_feature_array`` replaces the music frontend (precomputed features at the family's rate).
-    backend: "auto", "torch" or "onnx" (ONNX Runtime; ``device`` "cuda" asks for its CUDA provider); see
-    :func:`core_models.onnx_backend.load_for_backend`. The provider actually used is ``result.device``, and
-    any fallback is explained in ``result.notes``. Same seed, same tokens on every backend.
     """
-    from .onnx_backend import load_for_backend
-
-    progress = progress or no_progress
+    progress = job.progress or no_progress
+    cancel = job.cancel
+    start_s, end_s = span.start_s, span.end_s
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     notes: list[str] = []
@@ -335,18 +276,12 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
         raise GenerationError(f"window_mode must be one of {WINDOW_MODES}, got '{window_mode}'")
     if sampling is None:
         sampling = SamplingConfig()
-    overrides = {k: v for k, v in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p)) if v is not None}
-    if overrides:
-        try:
-            sampling = SamplingConfig(**{**sampling.to_dict(), **overrides})
-        except ValueError as exc:
-            raise GenerationError(str(exc)) from exc
     if weights is None:
         raise GenerationError("no weight set given: pass weights=<folder> (python -m core_models generate --weights "
                               "DIR) or install one in the add-on preferences")
 
     progress("load weights", 0, 1)
-    ws = load_for_backend(weights, backend, device, dtype)
+    ws = load_generator(weights, runtime.backend, runtime.device, runtime.dtype)
     cfg = ws.generator.cfg
     style = resolve_genre(genre, cfg.genres)
     check_trained_genre(ws, cfg.genres[style], allow_untrained_genre, notes)
@@ -360,21 +295,22 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
     t = time.perf_counter()
     progress("music features", 0, 1)
     query = None                       # the features retrieval queries with (computed when needed)
-    if music_feature_array is not None:
-        raw = np.asarray(music_feature_array, np.float32)
+    precomputed = isinstance(music, MusicFeatures)
+    if precomputed:
+        raw = np.asarray(music.array, np.float32)
         duration = raw.shape[0] / cfg.music_fps
         start_s, end_s = 0.0, duration
         if duration < MIN_MUSIC_SECONDS:
             raise GenerationError(f"the music is {duration:.2f} s long; at least {MIN_MUSIC_SECONDS:g} s are needed")
     else:
-        samples, sr = _music_samples(music, sample_rate)
+        samples, sr = _music_samples(music)
         samples, start_s, end_s = _cut(samples, sr, start_s, end_s)
         try:
-            raw = raw_music_features(ws, samples, sr, muq_dir, ws.device)
+            raw = raw_music_features(ws, samples, sr, runtime.muq_dir, ws.device)
         except ValueError as exc:          # silence, NaN: the audio module names the problem
             raise GenerationError(str(exc)) from exc
         duration = end_s - start_s
-    if ws.music_frontend == "rhythm" and music_feature_array is None:
+    if ws.music_frontend == "rhythm" and not precomputed:
         from .audio import half_tempo_suspected
 
         halved = half_tempo_suspected(raw[:, 0], np.flatnonzero(raw[:, 2] > 0), cfg.music_fps)
@@ -389,8 +325,11 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
     check_cancel(cancel)
 
     # References for each window.
-    provider = _reference_provider(ws, references, library, cfg.genres[style], query,
-                                   lambda: _query_of(ws, music, sample_rate, start_s, end_s), notes)
+    try:
+        provider = references_for(ws, references, library, cfg.genres[style], query,
+                                  lambda: _query_of(ws, music, start_s, end_s), notes)
+    except ReferenceSourceError as exc:        # pinned references that cannot be used: the caller's input
+        raise GenerationError(str(exc)) from exc
     timings["retrieval_s"] = time.perf_counter() - t - timings["music_features_s"]
     check_cancel(cancel)
 
@@ -421,12 +360,12 @@ def generate(music, genre: str = "Popular", *, weights=None, start_s: float = 0.
             prefix = None if ref_prefix is None else ref_prefix.reshape(-1).astype(np.int64)
         else:
             prefix = sequence[w.prefix_from:w.prefix_to]
-        music = _tile(feats[w.music_start:w.music_end], cfg.music_len)
+        window_music = _tile(feats[w.music_start:w.music_end], cfg.music_len)
 
         def on_token(k, n, base=done):
             progress("generate", base + k, new_total)
 
-        new = ws.sample_window(music, style, cond, prefix, w.new_tokens, sampling, rng, cancel, on_token)
+        new = ws.sample_window(window_music, style, cond, prefix, w.new_tokens, sampling, rng, cancel, on_token)
         made = np.concatenate([prefix if prefix is not None else np.zeros(0, np.int64), new])
         sequence = np.concatenate([sequence, made[w.keep_from:]])
         done += w.new_tokens
