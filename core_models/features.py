@@ -252,13 +252,6 @@ def feature_stats(clips, min_std: float = 1e-6) -> tuple[np.ndarray, np.ndarray]
     return allf.mean(0), np.maximum(allf.std(0), min_std)
 
 
-def rotations_6d_to_matrices(features: np.ndarray) -> np.ndarray:
-    """The (T, 21, 3, 3) bone-alignment rotations stored in dims 68:194."""
-    from .rotations import sixd_to_matrix
-
-    return sixd_to_matrix(np.asarray(features)[:, ROT6D].reshape(-1, NUM_BODY_JOINTS - 1, 6))
-
-
 __all__ = ["FEATURE_DIM", "joints_to_features", "features_to_joints", "normalize_features",
            "denormalize_features", "feature_stats", "velocity_foot_contacts", "canonicalize",
            "retarget_to_skeleton", "chain_ik", "chain_fk", "quat_to_matrix"]

@@ -8,8 +8,9 @@ checkpoint layout (and the tie with the output head). Parameter names follow the
 state dict loads unchanged. RoPE uses the "rotate half" pairing of that layout.
 
 The KV cache is allocated once per generation (``setup_cache``) and written in place at ``input_pos``:
-shapes never change between decode steps, which keeps the step graph static for ``torch.compile`` and
-CUDA graphs, and no step allocates.
+shapes never change between decode steps and no step allocates. Generation runs the step eagerly; the
+static shapes are what lets ``ChoreoLLaMA.compile_decode`` (``torch.compile``, CUDA graphs) capture it, which
+only ``benchmarks/gpu.py`` does today.
 """
 from __future__ import annotations
 

@@ -217,10 +217,6 @@ def axis_angle_to_matrix(aa):
     return quat_to_matrix(axis_angle_to_quat(aa))
 
 
-def matrix_to_axis_angle(m):
-    return quat_to_axis_angle(matrix_to_quat(m))
-
-
 def matrix_to_6d(m):
     """First two columns, concatenated: ``[R[:, 0], R[:, 1]]`` -> (..., 6)."""
     m = _asarray(m)
@@ -240,10 +236,6 @@ def sixd_to_matrix(d6):
 
 def quat_to_6d(q):
     return matrix_to_6d(quat_to_matrix(q))
-
-
-def sixd_to_quat(d6):
-    return matrix_to_quat(sixd_to_matrix(d6))
 
 
 def quat_fix_continuity(q, axis: int = 0):

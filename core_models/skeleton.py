@@ -96,9 +96,6 @@ class Skeleton:
     def children(self, j: int) -> list[int]:
         return [c for c, p in enumerate(self.parents) if p == j]
 
-    def bone_lengths(self) -> np.ndarray:
-        return np.linalg.norm(self.offsets, axis=-1)
-
     def rest_positions(self) -> np.ndarray:
         """Global joint positions of the rest pose, (J, 3)."""
         pos = np.zeros_like(self.offsets)
