@@ -5,13 +5,13 @@ The rig's bones map to the canonical body (by name when imported, editable in th
 thread the rig is evaluated once per frame of its action; the core's ``fix_feet`` repairs the canonical
 body in the job's worker; the repair comes back as a move of the root bone and new hip, knee and ankle
 rotations (two-bone IK with the original knee as pole, the foot turned only as far as the toe needs), which
-:func:`rig_channel_edits` solves on the rig's own bones with the core's leg solver. The result is a NEW action: a copy of the original whose
-root location and leg rotation F-curves are rewritten on the frames the fix changed; every other F-curve is
-the original's, bit for bit. The original action is kept (with a fake user) and never modified. Contacts
-become timeline markers ("Choreo <rig> L plant" / "... L lift"), and those markers are the source of truth
-for the next Fix Feet on that rig (the foot-lock habit of Rokoko / MotionBuilder): move, add or delete one
-and the fix plants what they say; "Detect Contacts" rebuilds them from the motion. The before/after report
-is stored on the new action and shown in the panel.
+:func:`rig_channel_edits` solves on the rig's own bones with the core's leg solver. The result is a NEW
+action: a copy of the original whose root location and leg rotation F-curves are rewritten on the frames the
+fix changed; every other F-curve is the original's, bit for bit. The original action is kept (with a fake
+user) and never modified. Contacts become timeline markers ("Choreo <rig> L plant" / "... L lift"), and those
+markers are the source of truth for the next Fix Feet on that rig (the foot-lock habit of Rokoko /
+MotionBuilder): move, add or delete one and the fix plants what they say; "Detect Contacts" rebuilds them
+from the motion. The before/after report is stored on the new action and shown in the panel.
 """
 from __future__ import annotations
 
