@@ -20,7 +20,7 @@ from generation_fixture import NO_TORCH_PRELUDE, write_drum_track  # noqa: E402
 from motion_fixture import make_dance, sliding_stance  # noqa: E402
 from core_models import footfix  # noqa: E402
 from core_models.onnx_backend import OnnxBackendError, load_onnx_weight_set  # noqa: E402
-from core_models.runtime.backends import load_generator, load_onnx_frdm  # noqa: E402
+from core_models.runtime.backends import load_frdm, load_generator, load_onnx_frdm  # noqa: E402
 from core_models.runtime.files import record_file  # noqa: E402
 from core_models.onnx_export import export_onnx  # noqa: E402
 from core_models.generation import Runtime, Span, generate  # noqa: E402
@@ -130,8 +130,8 @@ def test_frdm_outputs_match_on_both_backends(frdm_set):
     t = np.array([900, 200, 5])
     assert np.abs(footfix.sampler.denoiser(w_t.model)(x, t) - w_o.model.denoise(x, t)).max() < 1e-4
     skated = _skated()
-    a = footfix.fix_feet(skated, weights=frdm_set, steps=4, backend="torch", device="cpu")
-    b = footfix.fix_feet(skated, weights=frdm_set, steps=4, backend="onnx", device="cpu")
+    a = footfix.fix_feet(skated, weights=frdm_set, steps=4, backend="torch", device="cpu", load_weights=load_frdm)
+    b = footfix.fix_feet(skated, weights=frdm_set, steps=4, backend="onnx", device="cpu", load_weights=load_frdm)
     assert b.report["backend"] == "onnxruntime CPUExecutionProvider" and a.report["backend"] == "torch cpu"
     assert np.abs(a.joints - b.joints).max() < 1e-4
     assert np.abs(a.joints - skated).max() > 1e-3                          # the fix did something
@@ -199,10 +199,11 @@ def test_generate_and_fix_feet_run_where_torch_cannot_be_imported(compact, frdm_
         import numpy as np
         from core_models.generation import generate
         from core_models import footfix
+        from core_models.runtime.backends import load_frdm
         from motion_fixture import sliding_stance
         res = generate({str(music)!r}, "Popular", weights={str(compact)!r}, seed=3, references=None)
         joints = sliding_stance(120)
-        fix = footfix.fix_feet(joints, weights={str(frdm_set)!r}, steps=3)
+        fix = footfix.fix_feet(joints, weights={str(frdm_set)!r}, steps=3, load_weights=load_frdm)
         print(json.dumps({{"device": res.device, "frames": res.num_frames, "tokens": res.tokens.tolist(),
                           "fix_backend": fix.report["backend"], "fix_method": fix.method,
                           "torch_loaded": "torch" in sys.modules}}))
