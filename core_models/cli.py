@@ -166,12 +166,10 @@ def _write_synthetic_dance(path: Path, seconds: float = 8.0) -> None:
                                        axis_angle_to_quat(aa), root, 1.0 / 30.0))
 
 
-def save_generation(result, out: Path) -> None:
-    """A generated dance as BVH (55 SMPL-X joints, metres, 30 fps) or .npz (rotations, joints, tokens...),
-    written atomically."""
-    import os
-    import tempfile
-
+def save_generation(result, out: Path, params: dict | None = None) -> None:
+    """A generated dance as BVH (55 SMPL-X joints, metres, 30 fps) or as a take .npz (rotations, joints,
+    tokens, the music span and ``params``: what ``edit`` needs to go on from it), written atomically."""
+    from .editing import save_take, take_from_generation
     from .io.bvh import bvh_from_rotations, write_bvh
 
     motion = result.motion
@@ -181,19 +179,7 @@ def save_generation(result, out: Path) -> None:
                                           motion.skeleton.offsets, motion.rotations, motion.root_translation,
                                           1.0 / motion.fps))
     elif suffix == ".npz":
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".npz", dir=out.parent)
-        os.close(fd)
-        try:
-            np.savez_compressed(tmp, rotations=motion.rotations.astype(np.float32),
-                                root_translation=motion.root_translation.astype(np.float32),
-                                offsets=motion.skeleton.offsets, parents=np.asarray(motion.skeleton.parents),
-                                joint_names=np.asarray(motion.skeleton.names), joints=result.joints.astype(np.float32),
-                                features=result.features.astype(np.float32), tokens=result.tokens,
-                                fps=np.float32(motion.fps), genre=result.genre, seed=result.seed)
-            os.replace(tmp, out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_take(take_from_generation(result, params), out)
     else:
         raise ValueError(f"output '{out}': use a .bvh or .npz file name")
 
@@ -253,7 +239,10 @@ def _cmd_generate(args) -> int:
                           seed=args.seed, references=references, library=library,
                           runtime=Runtime(args.device, args.precision, args.backend), job=Job(progress),
                           window_mode=args.window_mode, allow_untrained_genre=args.allow_untrained_genre)
-        save_generation(result, out)
+        save_generation(result, out, {"weight_set": result.weight_set, "music": str(args.music),
+                                      "sampling": sampling_with(temperature=args.temperature, top_k=args.top_k,
+                                                                top_p=args.top_p).to_dict(),
+                                      "window_mode": result.window_mode})
     except (ValueError, FileNotFoundError, RuntimeError, Cancelled) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -546,6 +535,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="write here instead (a copy of the set plus its ONNX files)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
     p.set_defaults(func=_cmd_export_onnx)
+    from .editing.command import add_parser as add_edit_parser
+
+    add_edit_parser(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

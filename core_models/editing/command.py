@@ -34,6 +34,7 @@ def add_parser(sub) -> None:
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
     p.add_argument("--out", required=True, help="the new take (.npz); the input take is never changed")
     p.add_argument("--report", help="write the JSON report here")
+    p.set_defaults(func=run)
 
 
 def _key(spec: str):

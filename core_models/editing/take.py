@@ -38,6 +38,7 @@ class Take:
     fps: float = 30.0
     params: dict = field(default_factory=dict)     # sampling, references, weight set ... as generated
     edits: list = field(default_factory=list)      # every edit since, oldest first
+    features: np.ndarray | None = None             # (T, 264) the decoder's features, as generated (not edited)
 
     def __post_init__(self):
         self.rotations = np.asarray(self.rotations, np.float64)
@@ -72,7 +73,7 @@ class Take:
         """A new take with this one's parameters, the given motion and ``edit`` appended to the history."""
         return replace(self, rotations=np.asarray(rotations, np.float64), root=np.asarray(root, np.float64),
                        tokens=self.tokens.copy() if tokens is None else tokens,
-                       params=dict(self.params), edits=[*self.edits, edit])
+                       params=dict(self.params), edits=[*self.edits, edit], features=None)
 
     def frame_of(self, seconds_in_song: float) -> int:
         """The take's frame at a time in the song."""
@@ -84,7 +85,8 @@ def take_from_generation(result, params: dict | None = None) -> Take:
     m = result.motion
     return Take(m.rotations, m.root_translation, m.skeleton, result.tokens, (float(result.start_s),
                 float(result.end_s)), genre=result.genre, seed=int(result.seed), fps=float(m.fps),
-                params=dict(params or {}, references=getattr(result, "references", [])))
+                params=dict(params or {}, references=getattr(result, "references", [])),
+                features=getattr(result, "features", None))
 
 
 def _text(d, key: str, default: str = "") -> str:
@@ -113,7 +115,9 @@ def load_take(path) -> Take:
                         d["tokens"] if "tokens" in d.files else np.zeros((0, 3), np.int64),
                         (float(span[0]), float(span[1])), genre=_text(d, "genre"),
                         seed=int(d["seed"]) if "seed" in d.files else 0, fps=fps,
-                        params=json.loads(_text(d, "params", "{}")), edits=json.loads(_text(d, "edits", "[]")))
+                        params=json.loads(_text(d, "params", "{}")), edits=json.loads(_text(d, "edits", "[]")),
+                        features=d["features"] if "features" in d.files and not json.loads(_text(d, "edits", "[]"))
+                        else None)
     except (OSError, ValueError, KeyError) as exc:
         if isinstance(exc, EditError):
             raise
@@ -122,12 +126,13 @@ def load_take(path) -> Take:
 
 def take_arrays(take: Take) -> dict[str, np.ndarray]:
     """The arrays of a take's ``.npz`` (the layout ``generate --out X.npz`` writes, plus span and history)."""
+    extra = {} if take.features is None else {"features": np.asarray(take.features, np.float32)}
     return dict(rotations=take.rotations.astype(np.float32), root_translation=take.root.astype(np.float32),
                 offsets=take.skeleton.offsets, parents=np.asarray(take.skeleton.parents),
                 joint_names=np.asarray(take.skeleton.names), joints=take.joints().astype(np.float32),
                 tokens=take.tokens, fps=np.float32(take.fps), genre=np.asarray(take.genre),
                 seed=np.asarray(take.seed), span_s=np.asarray(json.dumps(list(take.span_s))),
-                params=np.asarray(json.dumps(take.params)), edits=np.asarray(json.dumps(take.edits)))
+                params=np.asarray(json.dumps(take.params)), edits=np.asarray(json.dumps(take.edits)), **extra)
 
 
 def save_take(take: Take, path) -> Path:
