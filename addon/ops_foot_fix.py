@@ -213,13 +213,14 @@ def _rig_body(pose: RigPose, mapping) -> tuple[np.ndarray, float]:
 def compute_fix(plan: FixPlan, progress, cancel) -> FixResult:
     """Worker thread: the core's foot fix on the canonical body, solved back onto the rig's bones."""
     from ..core_models.footfix import fix_feet
+    from ..core_models.runtime.backends import load_frdm
 
     joints, scale = _rig_body(plan.pose, plan.mapping)
     at_motion_fps = _at_motion_fps(joints, plan.fps)
     contacts = (None if plan.marker_runs is None else
                 runs_to_contacts(plan.marker_runs, len(at_motion_fps), plan.first_frame, plan.fps))
     result = fix_feet(at_motion_fps, overrides=plan.overrides, progress=progress, cancel=cancel, fps=MOTION_FPS,
-                      contacts=contacts, **plan.options)
+                      contacts=contacts, load_weights=load_frdm, **plan.options)
     changed, notes = rig_channel_edits(plan, result.joints - at_motion_fps, scale)
     result.notes.extend(n for n in notes if n not in result.notes)
     return FixResult(result, changed, scale)

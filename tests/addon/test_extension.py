@@ -290,8 +290,9 @@ def test_load_onto_selected_dancer_and_original_action_kept(scene, tmp_path):
     assert all(np.array_equal(a, _co(fc)) for a, fc in zip(first_keys, _fcurves(dancer)))
 
 
-def _write_synthetic_bvh(path, frames, names=None):
-    """A stepping figure on the default skeleton written as BVH; ``names`` renames the bones."""
+def _write_synthetic_bvh(path, frames, names=None, drop=()):
+    """A stepping figure on the default skeleton written as BVH; ``names`` renames the bones, the joints in
+    ``drop`` (and everything below them) are left out."""
     from core_models.skeleton import BODY_JOINT_NAMES, default_skeleton
 
     skel = default_skeleton(body_only=True)
@@ -303,8 +304,11 @@ def _write_synthetic_bvh(path, frames, names=None):
     aa[:, 18, 1] = 0.6
     aa[:, 0, 1] = 0.5 * t
     root = np.stack([0.2 * t, np.full(frames, skel.offsets[0, 1]), 0.3 * t], -1)
-    clip = bvh_from_rotations(list(names or BODY_JOINT_NAMES), list(skel.parents), skel.offsets,
-                              axis_angle_to_quat(aa), root, 1.0 / 30.0)
+    names = list(names or BODY_JOINT_NAMES)
+    keep = [j for j in range(22) if j not in drop]
+    parents = [keep.index(skel.parents[j]) if skel.parents[j] >= 0 else -1 for j in keep]
+    clip = bvh_from_rotations([names[j] for j in keep], parents, skel.offsets[keep],
+                              axis_angle_to_quat(aa)[:, keep], root, 1.0 / 30.0)
     write_bvh(path, clip)
     return path
 
@@ -390,9 +394,10 @@ def test_bad_input_reports_and_writes_nothing(scene, tmp_path, case):
         "not_armature": (lambda: bpy.ops.choreo.load_motion(filepath=str(bvh), target="SELECTED"), "not an armature"),
         "not_a_dancer": (lambda: bpy.ops.choreo.load_motion(filepath=str(bvh), target="SELECTED"), "not an SMPL-X dancer"),
         "missing_file": (lambda: bpy.ops.choreo.load_motion(filepath=str(tmp_path / "nope.bvh")), "not found"),
-        "unmappable_rig": (lambda: bpy.ops.choreo.import_mocap(
-            filepath=str(_write_synthetic_bvh(tmp_path / "odd.bvh", 20, names=[f"bone{i}" for i in range(22)]))),
-            "left_knee"),
+        # meaningless names on a one-legged rig: nothing to map the right leg from
+        "unmappable_rig": (lambda: bpy.ops.choreo.import_mocap(filepath=str(_write_synthetic_bvh(
+            tmp_path / "odd.bvh", 20, names=[f"bone{i}" for i in range(22)], drop=(2, 5, 8, 11)))),
+            "right knee"),
         "missing_audio": (lambda: bpy.ops.choreo.add_sound(filepath=str(tmp_path / "nope.ogg")), "nope.ogg"),
         "bad_audio": (lambda: bpy.ops.choreo.add_sound(filepath=str(_garbage(tmp_path / "song.ogg"))), "song.ogg"),
         "bad_smplx_path": (lambda: _with_pref(prefs, str(tmp_path / "SMPLX_NEUTRAL.npz"), bpy.ops.choreo.add_dancer),
