@@ -17,6 +17,7 @@ from . import jobs
 from .scene.dancer import dancer_skeleton, dancer_with_motion, remove_dancer
 from .scene.report import GENERATE_JOB, fail
 from .scene.settings import library_folder, runtime, smplx_model_file, use_starter_library, weight_set_folder
+from .scene.takes import store_take
 from .scene.timeline import music_span, scene_fps, strip_for_span
 
 
@@ -120,6 +121,9 @@ class CHOREO_OT_generate(bpy.types.Operator):
         genre = settings.genre
         scene_name = scene.name
         library_path = library.describe() if library is not None else ""
+        from ..core_models.generation import sampling_with
+        sampling_dict = sampling_with(temperature=options["temperature"], top_k=options["top_k"],
+                                      top_p=options["top_p"]).to_dict()
 
         def work(progress, cancel):
             from ..core_models.io.motion_file import body_motion_from_joints
@@ -161,6 +165,13 @@ class CHOREO_OT_generate(bpy.types.Operator):
                     "fk_error_m": float(result.fk_error_m),
                     "stage": {k: float(v) for k, v in result.stage.items()},
                     "notes": [str(n) for n in result.notes]}
+                # the take: what the Takes section's edits need to go on from this dance (its tokens included)
+                store_take(obj, action, span_s=(result.start_s, result.end_s), genre=result.genre,
+                           seed=result.seed, edits=[], tokens=result.tokens, start_frame=span.frame,
+                           frames_30=result.motion.num_frames,
+                           params={"weight_set": folder, "music": span.path, "window_mode": result.window_mode,
+                                   "sampling": sampling_dict, "reference_mode": ref_mode,
+                                   "references": _clip_names(result.references)})
                 strip_note = f", in sync with '{span.strip}'" if span.strip else ""
                 if not span.strip:
                     strip, added = strip_for_span(target, span, last)

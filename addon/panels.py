@@ -7,6 +7,7 @@ import bpy
 from .scene.library import reference_summary
 from .scene.report import FIX_FEET_JOB, GENERATE_JOB
 from .scene.rig import foot_fix_report
+from .scene.takes import current_take, dancer_takes
 from .scene.settings import (ADDON_ID, frdm_weights_folder, library_folder, library_hint, missing_modules,
                              trained_genres, weight_set_folder, weight_set_hint)
 from .scene.timeline import scene_fps, sound_strips
@@ -369,8 +370,51 @@ class CHOREO_PT_library_add(_ChoreoPanel, bpy.types.Panel):
         layout.operator("choreo.library_add_action", icon="ADD")
 
 
+class CHOREO_PT_takes(_ChoreoPanel, bpy.types.Panel):
+    """The active dancer's takes (one action each) and the edits that make a new take from the one playing."""
+    bl_idname = "CHOREO_PT_takes"
+    bl_label = "Takes"
+    bl_parent_id = "CHOREO_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        obj = context.active_object
+        takes = dancer_takes(obj) if obj is not None and obj.type == "ARMATURE" else []
+        if not takes:
+            layout.label(text="Select a generated dancer to see its takes", icon="INFO")
+            return
+        playing = obj.animation_data.action if obj.animation_data is not None else None
+        col = layout.column(align=True)
+        for action in takes:
+            row = col.row(align=True)
+            current = action == playing
+            op = row.operator("choreo.take_use", text=action.name, depress=current,
+                              icon="PLAY" if current else "ACTION")
+            op.action = action.name
+            row.operator("choreo.take_duplicate", text="", icon="DUPLICATE").action = action.name
+            row.operator("choreo.take_delete", text="", icon="TRASH").action = action.name
+        try:
+            current_take(obj)
+        except ValueError as exc:
+            layout.label(text=str(exc), icon="ERROR")
+            return
+        scene = context.scene
+        box = layout.box()
+        if scene.use_preview_range:
+            box.label(text=f"Preview range {scene.frame_preview_start}-{scene.frame_preview_end}", icon="PREVIEW_RANGE")
+        else:
+            box.label(text="Set a preview range (Ctrl P) to regenerate", icon="PREVIEW_RANGE")
+        row = box.row()
+        row.enabled = scene.use_preview_range
+        row.operator("choreo.take_regenerate", icon="FILE_REFRESH")
+        layout.operator("choreo.take_key_pose", icon="POSE_HLT")
+        row = layout.row(align=True)
+        row.prop(scene, "choreo_take_curve", text="")
+        row.operator("choreo.take_follow_curve", text="Follow", icon="CURVE_PATH")
+
+
 classes = (CHOREO_UL_library_clips, CHOREO_UL_library_results, CHOREO_UL_contact_overrides, CHOREO_PT_main,
            CHOREO_PT_generate, CHOREO_PT_generate_advanced, CHOREO_PT_foot_fix, CHOREO_PT_bone_map, CHOREO_PT_library,
-           CHOREO_PT_library_retrieve, CHOREO_PT_library_add)
+           CHOREO_PT_library_retrieve, CHOREO_PT_library_add, CHOREO_PT_takes)
 
 register, unregister = bpy.utils.register_classes_factory(classes)
