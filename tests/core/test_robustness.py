@@ -27,6 +27,7 @@ from core_models.audio import AudioFileError, load_audio
 from core_models.io import UnsupportedFormatError, load_body_clip, write_bvh
 from core_models.io.bvh import BvhError, bvh_from_rotations
 from core_models.io.retarget import RetargetError
+from core_models.runtime.files import WeightSetError
 from core_models.library import WINDOW, Library, LibraryError
 from core_models.safe_files import FileLock, OutsideFolderError, inside
 from core_models.skeleton import BODY_JOINT_NAMES
@@ -147,7 +148,7 @@ def test_a_weight_set_manifest_entry_outside_the_folder_is_refused(tmp_path):
     wf.write_manifest(ws, manifest)
     problems = wf.verify(ws)
     assert len(problems) == 1 and problems[0].startswith("outside the folder: ../secret.bin")
-    with pytest.raises(wf.FetchError, match="outside"):
+    with pytest.raises(WeightSetError, match="outside"):         # the manifest helpers live in runtime.files
         wf.record_file(ws, "../secret.bin", "test")
     assert (tmp_path / "secret.bin").read_bytes() == b"not yours"
 
