@@ -225,3 +225,13 @@ def test_save_and_reload_keeps_the_takes(dancer, tmp_path):
     bpy.context.scene.frame_set(30)
     assert bpy.ops.choreo.take_key_pose() == {"FINISHED"}
     assert len(_takes(obj)) == len(names) + 1
+
+
+def test_repeat_a_phrase_mirrored_and_not_onto_itself(dancer):
+    before = set(bpy.data.actions)
+    with pytest.raises(RuntimeError):                   # onto itself: overlapping copy
+        bpy.ops.choreo.take_repeat(frame_start=31, frame_end=90, frame_at=61, mirror=True)
+    assert set(bpy.data.actions) == before
+    assert bpy.ops.choreo.take_repeat(frame_start=1, frame_end=60, frame_at=91, mirror=True) == {"FINISHED"}
+    (new,) = set(bpy.data.actions) - before
+    assert dancer.animation_data.action == new and json.loads(new["choreo_take"])["edits"][-1]
