@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
     p.add_argument("--source-mapping", help="bone mapping of a BVH source rig (same format)")
     p.add_argument("--report", help="write the report (mapping, scale, foot lock, figures) as JSON here")
     p.add_argument("--no-foot-lock", action="store_true", help="do not plant the feet on the source's contacts")
-    p.set_defaults(run=run)
+    p.set_defaults(func=run)
 
 
 def _template_note(exc, rig_path, option: str) -> str:

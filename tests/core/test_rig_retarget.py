@@ -140,7 +140,7 @@ def _cli(*argv) -> int:
     parser = argparse.ArgumentParser()
     command.add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["retarget", *map(str, argv)])
-    return args.run(args)
+    return args.func(args)
 
 
 def test_cli_writes_the_target_hierarchy_and_a_report(dance, tmp_path, capsys):
