@@ -538,6 +538,9 @@ def main(argv=None) -> int:
     from .editing.command import add_parser as add_edit_parser
 
     add_edit_parser(sub)
+    from .rig.command import add_parser as add_retarget_parser
+
+    add_retarget_parser(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 
