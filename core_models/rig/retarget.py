@@ -23,9 +23,10 @@ Method (every step on the canonical 22-joint body that both rigs map onto, in th
 3. **Root.** The pelvis follows the source's pelvis, scaled by the ratio of leg lengths (hip-knee-ankle) about
    the world origin and floor; it is written into the position channels of the pelvis bone or of its nearest
    ancestor that has them (the bones above the pelvis keep their rest).
-4. **Feet.** The source's foot contacts (:func:`core_models.footfix.detect_contacts` on its canonical body)
-   are planted on the target by the IK lock (``fix_feet(method="ik_lock", contacts=...)``) and the legs and
-   root written back by the one rig solver (:func:`core_models.rig.solve_fix`), so retargeting adds no sliding.
+4. **Feet.** While the source's feet are planted (:func:`core_models.footfix.detect_contacts` on its
+   canonical body), the target's feet move as the source's do from where the target's foot lands
+   (:func:`planted_like_source`); the legs are written back by the one rig solver
+   (:func:`core_models.rig.solve_fix`), so retargeting adds no sliding.
 
 The result has the target's hierarchy, offsets and channels (each joint's own rotation order) at the source's
 frame rate.
@@ -38,13 +39,17 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..footfix import detect_contacts, fix_feet
+from ..footfix.contacts import fade_fill, mask_runs
+from ..footfix.ik_lock import solve_legs
 from ..io.bvh import BvhClip, matrix_to_bvh_euler
 from ..metrics import SKATING_THRESHOLD, foot_skating_ratio
 from ..motion import MOTION_FPS, resample_linear
-from ..skeleton import BODY_JOINT_NAMES, BODY_PARENTS, JOINT_INDEX
+from ..skeleton import BODY_JOINT_NAMES, BODY_PARENTS, JOINT_INDEX, LEG_JOINTS
 from .compare import bone_direction_difference, leg_length, pelvis_path_difference, sliding_on_contacts
 from .rigs import RigMotion, load_source, load_target
 from .solver import RigPose, leg_bones, solve_fix
+
+TARGET_SLIDE_ALLOWANCE = 0.02   # FSR the target may show above the source's before its own contacts are planted
 
 __all__ = ["RetargetResult", "retarget", "rest_alignment", "transfer_rotations", "root_carrier"]
 
@@ -190,6 +195,28 @@ def _pose(target: RigMotion, local: np.ndarray, root_positions: np.ndarray, fps:
                               unit_scale=target.unit_scale, world_to_rig=target.to_common.T)
 
 
+def planted_like_source(target: np.ndarray, source: np.ndarray, scale: float, contacts: np.ndarray):
+    """Target joints (T, 22, 3) whose feet, while the source's are planted (``contacts`` (T, 2)), move as the
+    source's do (scaled by leg length like the root) from where the target's foot lands: a planted source
+    foot stays planted, one that slides slides as much, so retargeting adds no sliding and takes none of the
+    performance away, and the landing spot is the target's own (within its legs' reach). The correction
+    fades out over a few frames around each contact; knees from two-bone IK; root unchanged.
+    Returns (joints, (T, 2) frames changed per foot)."""
+    ankle_goal, toe_goal, changed = {}, {}, np.zeros((target.shape[0], 2), bool)
+    for i, side in enumerate(("left", "right")):
+        _, _, ankle, toe = LEG_JOINTS[side]
+        planted = np.asarray(contacts[:, i], bool)
+        for joint, goal in ((ankle, ankle_goal), (toe, toe_goal)):
+            wanted = target[:, joint].copy()
+            for a, b in mask_runs(planted):
+                # from where the target's foot lands, it moves as the scaled source foot moves
+                wanted[a:b] = target[a, joint] + scale * (source[a:b, joint] - source[a, joint])
+            goal[side] = target[:, joint] + fade_fill(wanted - target[:, joint], planted)
+        changed[:, i] = np.linalg.norm(ankle_goal[side] - target[:, ankle], axis=-1) > 1e-9
+    knees = {side: target[:, LEG_JOINTS[side][1]] for side in ("left", "right")}
+    return solve_legs(target, target[:, 0], knees, ankle_goal, toe_goal, changed), changed
+
+
 def retarget(source, target, mapping_source=None, mapping_target=None, foot_lock: bool = True) -> RetargetResult:
     """SOURCE's motion on the TARGET rig (see the module docstring).
 
@@ -220,19 +247,22 @@ def retarget(source, target, mapping_source=None, mapping_target=None, foot_lock
     fix_report: dict = {"applied": False}
     source_contacts = detect_contacts(src30) if src30.shape[0] > 1 else None
     if foot_lock and source_contacts is not None:
-        contacts = source_contacts.contacts
-        has_toes = all(f in tgt.mapping.source_for for f in ("left_foot", "right_foot"))
-        fixed = fix_feet(before30, method="ik_lock", contacts=contacts, has_toes=has_toes, orientation="ignore")
+        fixed_joints, changed = planted_like_source(before30, src30, scale, source_contacts.contacts)
         used = "source"
-        if fixed.report.get("unchanged") and any("would have raised" in n for n in fixed.notes):
-            # the rigs' feet differ (the toe joint sits elsewhere on the foot): the source's contact frames
-            # plant a foot the target's own heights call lifted; plant the target's own contacts instead
-            fixed = fix_feet(before30, method="ik_lock", has_toes=has_toes, orientation="ignore")
-            used = "target"
-        notes += fixed.notes
-        fix_report = {"applied": not fixed.report.get("unchanged", False), "contacts": used,
-                      "fsr_before_lock": fixed.report["fsr_before"],
-                      "fsr_after_lock": fixed.report["fsr_after"], "contact_frames": fixed.report["contact_frames"]}
+        fsr_source = foot_skating_ratio(src30)["mean"]
+        if foot_skating_ratio(fixed_joints)["mean"] > fsr_source + TARGET_SLIDE_ALLOWANCE:
+            # the target's feet sit lower or higher on its legs than the source's: frames the source lifts a
+            # foot read as planted on the target, and slide there; plant the target's own contacts too (the
+            # IK lock keeps its result only when it lowers FSR)
+            locked = fix_feet(fixed_joints, method="ik_lock", orientation="ignore",
+                              has_toes=all(f in tgt.mapping.source_for for f in ("left_foot", "right_foot")))
+            if not locked.report.get("unchanged"):
+                fixed_joints, used = locked.joints, "source, then the target's own"
+                notes += locked.notes
+        fix_report = {"applied": bool(changed.any()) or used != "source", "contacts": used,
+                      "contact_frames": {side: int(source_contacts.contacts[:, i].sum())
+                                         for i, side in enumerate(("left", "right"))},
+                      "largest_foot_move_m": float(np.linalg.norm(fixed_joints - before30, axis=-1).max())}
         if fix_report["applied"]:
             legs, leg_notes = leg_bones(tgt.names, tgt.is_end_site, tgt.mapping)
             for side, bones in list(legs.items()):
@@ -241,7 +271,7 @@ def retarget(source, target, mapping_source=None, mapping_target=None, foot_lock
                     leg_notes.append(f"{side} leg: a leg bone has no full XYZ rotation channels; not planted")
                     del legs[side]
             notes += leg_notes
-            edits = solve_fix(pose, legs, carrier, before30, fixed.joints)
+            edits = solve_fix(pose, legs, carrier, before30, fixed_joints)
             carrier_position = carrier_position + np.where(edits.root_frames[:, None], edits.root_delta, 0.0)
             root_positions = root_positions + np.where(edits.root_frames[:, None], edits.root_delta, 0.0)
             for j, rotation in edits.rotations.items():

@@ -17,6 +17,7 @@ from core_models.features import features_to_joints
 from core_models.io import read_bvh, write_bvh
 from core_models.rig import command
 from core_models.rig.compare import bone_direction_difference, leg_length, pelvis_path_difference
+from core_models.metrics import foot_skating_ratio
 from core_models.rig.retarget import retarget
 from core_models.rig.rigs import load_source, rest_pose_clip
 from motion_fixture import CMU, make_dance, rig_bvh
@@ -98,8 +99,9 @@ def test_a_pose_and_t_pose_targets_get_the_same_motion(dance, tmp_path):
     assert np.abs(a_pose.clip.motion[:, col] - t_pose.clip.motion[:, col]).max() > 10.0
 
 
-def test_round_trip_back_onto_the_source_rig(dance, tmp_path):
-    there = retarget(dance, _rig_file(tmp_path, RIGS["mixamo"], "mixamo"))
+@pytest.mark.parametrize("name", ["mixamo", "unreal_ue5", "daz_genesis8"])
+def test_round_trip_back_onto_the_source_rig(dance, tmp_path, name):
+    there = retarget(dance, _rig_file(tmp_path, RIGS[name], name))
     back = retarget(there.clip, dance)
     source = load_source(dance)
     rest = source.canonical_rest()
@@ -108,6 +110,9 @@ def test_round_trip_back_onto_the_source_rig(dance, tmp_path):
     assert path["mean"] < 0.02
     f = back.report["figures"]
     assert f["slide_target"] <= f["slide_source"] + 0.02
+    # FSR of the dance brought back is the original's (the foot lock on the way out took nothing away)
+    original = foot_skating_ratio(there.source_joints)["mean"]
+    assert foot_skating_ratio(back.target_joints)["mean"] <= original + 0.02
 
 
 def test_bones_without_a_source_keep_their_rest_pose(dance, tmp_path):
