@@ -61,22 +61,10 @@ def _print_summary(s: dict) -> None:
 
 
 def mapping_template_note(exc, source) -> str:
-    """For a rig whose body was not found: write a bone mapping to fill in next to the motion file (else in
-    the current folder) and say where, so the error names the file to pass with --mapping."""
-    from .io.mapping_template import write_mapping_template
-    from .io.retarget import UnmappableRigError
+    """The note that names the bone-mapping template written for an unmappable rig ("" otherwise)."""
+    from .io.mapping_template import template_note
 
-    if not isinstance(exc, UnmappableRigError):
-        return ""
-    name = Path(source).stem + ".mapping.json"
-    for folder in (Path(source).parent, Path.cwd()):
-        try:
-            path = write_mapping_template(folder / name, exc.bone_names, exc.mapping)
-        except OSError:
-            continue
-        return (f"\nA bone mapping to fill in, with the best candidates for every joint, was written to {path}; "
-                f"complete it and run again with --mapping {path}")
-    return ""
+    return template_note(exc, source)
 
 
 def _cmd_info(args) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..skeleton import BODY_JOINT_NAMES
 from .bone_map import ARM, LEG, name_candidates
 
-__all__ = ["write_mapping_template", "TEMPLATE_HELP", "joint_words", "unmapped_message"]
+__all__ = ["write_mapping_template", "template_note", "TEMPLATE_HELP", "joint_words", "unmapped_message"]
 
 TEMPLATE_HELP = ("Bone mapping for Choreo. For each body joint write the name of the rig's bone whose head sits at "
                  "that joint (see '_candidates' for the best guesses and '_bones' for every bone). Leave \"\" to let "
@@ -75,3 +75,20 @@ def unmapped_message(missing, problems, profile_hint: str = "") -> str:
                  "line pass a bone mapping file with --mapping FILE.json, a JSON object such as "
                  "{\"left_knee\": \"MyKneeBone\"} (one joint is enough, the others are then found automatically).")
     return " ".join(lines)
+
+
+def template_note(exc, motion_file, option: str = "--mapping") -> str:
+    """For a rig whose body was not found (an ``UnmappableRigError``): write a bone mapping to fill in next to
+    ``motion_file`` (else in the current folder) and say where, so the error names the file to pass with
+    ``option``. "" for any other error, or when no folder could be written."""
+    if not hasattr(exc, "bone_names") or not hasattr(exc, "mapping"):   # only an unmappable rig has them
+        return ""
+    name = Path(motion_file).stem + ".mapping.json"
+    for folder in (Path(motion_file).parent, Path.cwd()):
+        try:
+            path = write_mapping_template(folder / name, exc.bone_names, exc.mapping)
+        except OSError:
+            continue
+        return (f"\nA bone mapping to fill in, with the best candidates for every joint, was written to {path}; "
+                f"complete it and run again with {option} {path}")
+    return ""

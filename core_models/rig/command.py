@@ -31,21 +31,6 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _template_note(exc, rig_path, option: str) -> str:
-    """Write the bone mapping to fill in next to the rig (else in the current folder); say where and how."""
-    from ..io.mapping_template import write_mapping_template
-
-    name = Path(rig_path).stem + ".mapping.json"
-    for folder in (Path(rig_path).parent, Path.cwd()):
-        try:
-            path = write_mapping_template(folder / name, exc.bone_names, exc.mapping)
-        except OSError:
-            continue
-        return (f"\nA bone mapping to fill in, with the best candidates for every joint, was written to {path}; "
-                f"complete it and run again with {option} {path}")
-    return ""
-
-
 def _same_file(a, b) -> bool:
     try:
         return Path(a).resolve() == Path(b).resolve() or (Path(a).exists() and os.path.samefile(a, b))
@@ -63,6 +48,7 @@ def _write_report(path: Path, report: dict) -> None:
 def run(args) -> int:
     """Run the ``retarget`` subcommand; returns the exit status (0 done, 2 bad input)."""
     from ..io.bvh import BvhError, write_bvh
+    from ..io.mapping_template import template_note
     from ..io.retarget import RetargetError, UnmappableRigError, load_mapping_file
     from .retarget import retarget
     from .rigs import load_source, load_target
@@ -95,7 +81,7 @@ def run(args) -> int:
         try:
             loaded = loader(path, mapping)
         except UnmappableRigError as exc:
-            print(f"error: the {what} '{path}': {exc}{_template_note(exc, path, option)}", file=sys.stderr)
+            print(f"error: the {what} '{path}': {exc}{template_note(exc, path, option)}", file=sys.stderr)
             return 2
         except (ValueError, FileNotFoundError, OSError) as exc:
             print(f"error: the {what} '{path}': {exc}", file=sys.stderr)
