@@ -44,35 +44,6 @@ def _generation_record() -> dict:
     return {}
 
 
-def _stick_figure(obj, scene) -> list:
-    """A capsule per body bone (bone-parented) so the armature shows in a render."""
-    import bpy
-
-    body = bpy.data.materials.new("Choreo demo body")
-    body.diffuse_color = (0.85, 0.45, 0.2, 1.0)
-    made = []
-    for bone in obj.data.bones[:22]:
-        length = bone.length
-        bpy.ops.mesh.primitive_cylinder_add(vertices=10, radius=0.035 if "spine" not in bone.name else 0.06,
-                                            depth=max(length, 0.02))
-        part = bpy.context.active_object
-        part.name = f"demo_{bone.name}"
-        part.data.materials.append(body)
-        part.parent = obj
-        part.parent_type = "BONE"
-        part.parent_bone = bone.name
-        # Bone-parented children sit at the bone's tail: move back to the middle, along the bone (Y).
-        part.rotation_euler = (1.5707963, 0.0, 0.0)
-        part.location = (0.0, -length / 2, 0.0)
-        made.append(part)
-    bpy.ops.mesh.primitive_uv_sphere_add(radius=0.1)
-    head = bpy.context.active_object
-    head.name = "demo_head"
-    head.data.materials.append(body)
-    head.parent, head.parent_type, head.parent_bone = obj, "BONE", "head"
-    return made + [head]
-
-
 def _facing(joints):
     """The dancer's mean facing (unit vector, Blender space) and mean pelvis position over a core-space dance."""
     import numpy as np
@@ -188,8 +159,7 @@ def run_demo(out_dir, music: str | None = None, seconds: float = 16.0, genre: st
         "generation": _generation_record(),
     }
 
-    _stick_figure(dancer, scene)
-    _stage(scene, dancer, after)
+    _stage(scene, dancer, after)                # the dancer's mannequin body is what renders
     blend = out / "demo.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True)
     t = time.perf_counter()
@@ -240,7 +210,7 @@ def render_genre_stills(out_dir, music: str | None = None, seconds: float = 16.0
         if bpy.ops.choreo.generate() != {"FINISHED"}:
             raise RuntimeError(f"Generate failed for {genre}: {settings.last_report}")
         dancer = bpy.context.active_object
-        shown = [dancer] + _stick_figure(dancer, scene)
+        shown = [dancer] + list(dancer.children)          # its mannequin body
         for obj in [o for o in scene.objects if o.name.startswith("demo_floor") or o.type == "CAMERA"]:
             bpy.data.objects.remove(obj)
         _stage(scene, dancer, read_motion(dancer, armature_skeleton(dancer), scene=scene).joints()[:, :22])

@@ -13,6 +13,7 @@ import numpy as np
 
 from ...core_models.skeleton import SMPLX_JOINT_NAMES, Skeleton, default_skeleton
 from .keyframes import write_motion
+from .mannequin import add_mannequin
 from .settings import smplx_model_file
 from .space import to_blender
 
@@ -129,6 +130,12 @@ def add_skinned_mesh(context, armature_obj, skeleton: Skeleton) -> bpy.types.Obj
     return body
 
 
+def add_body(context, armature_obj, skeleton: Skeleton) -> bpy.types.Object:
+    """The dancer's body: the user's skinned SMPL-X mesh when the skeleton carries one, else the mannequin
+    (so a dancer without a model file still reads as a person in a preview)."""
+    return add_skinned_mesh(context, armature_obj, skeleton) or add_mannequin(armature_obj)
+
+
 def dancer_skeleton(context) -> Skeleton:
     """The skeleton for a new dancer: the user's SMPL-X model when preferences name one, else the default."""
     from ...core_models.skeleton import smplx_skeleton
@@ -157,13 +164,16 @@ def dancer_with_motion(context, motion, scene, start_frame: int, name: str, acti
     """A NEW SMPL-X armature keyed with ``motion`` as a new action; returns (object, action).
 
     The armature is built from ``skeleton`` (default: the motion's own). With ``skin`` the skeleton's
-    body mesh (a user's SMPL-X model) is added too. If anything fails, nothing is left in the scene.
+    body mesh (a user's SMPL-X model) is added, else the mannequin. If anything fails, nothing is left in
+    the scene.
     """
     skel = skeleton or motion.skeleton
     obj = build_armature(context, skel, name=name, collection=scene.collection)
     try:
         if skin:
             add_skinned_mesh(context, obj, skel)
+        else:
+            add_mannequin(obj)
         action = write_motion(obj, motion, scene, start_frame=start_frame, action_name=action_name)
     except Exception:
         remove_dancer(obj)
