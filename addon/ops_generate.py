@@ -9,52 +9,17 @@ one step that removes what it added if anything fails.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import bpy
 
 from . import jobs
 from .scene.dancer import dancer_skeleton, dancer_with_motion, remove_dancer
 from .scene.report import GENERATE_JOB, fail
-from .scene.settings import library_folder, runtime, smplx_model_file, use_starter_library, weight_set_folder
+from .scene.retarget import (apply_result, bone_map_overrides, mapping_problem, retarget_onto, rig_rest_clip,
+                             selected_rig)
+from .scene.references import reference_plan
+from .scene.settings import runtime, smplx_model_file, weight_set_folder
 from .scene.takes import store_take
 from .scene.timeline import music_span, scene_fps, strip_for_span
-
-
-class ReferencePlan(NamedTuple):
-    """What Generate hands the core about references, and what it records of them."""
-    library: object               # the core's LibraryStack, or None without any library
-    references: object            # "auto" (retrieved) or the pinned clip names, best first
-    mode: str                     # "auto", "pinned" or "none": recorded on the action and in the report
-    note: str = ""                # the libraries' own notes when none could be used (e.g. no starter library)
-
-
-def reference_plan(context) -> ReferencePlan:
-    """What Generate hands the core about references.
-
-    The libraries are the preferences' own (when set) and the starter library shipped with Choreo, seen as
-    one. Pinned clips (the Library section's pins, best first) are passed by name; without pins the
-    references are retrieved ("auto"); with no library at all, none. ValueError (LibraryError) with a
-    user-facing message when the user's library cannot be opened or a pinned clip is in neither.
-    """
-    from ..core_models.starter_library import open_libraries
-
-    pins = [p.name for p in context.scene.choreo.library_pins]
-    folder = library_folder(context)
-    library = open_libraries(folder or None, with_shipped=use_starter_library(context))
-    if not library.libraries:
-        if pins:
-            raise ValueError(f"{len(pins)} pinned reference(s) but no reference library: choose the library "
-                             "folder in Preferences > Add-ons > Choreo, or unpin them in the Library section")
-        # the core itself notes that there was no library; say why (e.g. the starter library is missing)
-        return ReferencePlan(None, "auto", "none", "; ".join(library.notes))
-    if pins:
-        missing = [p for p in pins if p not in library]
-        if missing:
-            raise ValueError(f"pinned clip(s) {', '.join(repr(m) for m in missing)} are not in "
-                             f"{library.describe()}: unpin them in the Library section")
-        return ReferencePlan(library, pins, "pinned")
-    return ReferencePlan(library, "auto", "auto")    # a genre without clips: the core generates without, noted
 
 
 def _reference_label(ref: dict) -> str:
@@ -86,6 +51,20 @@ def _summary(result, frames: int, fps: float, obj, action, strip_note: str) -> s
     return " ".join(parts)
 
 
+def _apply_on_rig(scene, rig_name: str, retargeted, result, span, name: str) -> None:
+    """Generate onto the selected rig: the retargeted dance as a new action on it, the music on the timeline."""
+    text = apply_result(rig_name, scene.name, retargeted, span.frame, name)
+    action = bpy.data.objects[rig_name].animation_data.action
+    action["choreo_generation"] = {"genre": result.genre, "seed": int(result.seed), "music": span.path,
+                                   "music_start_s": float(result.start_s), "music_end_s": float(result.end_s),
+                                   "weight_set": result.weight_set, "device": result.device,
+                                   "notes": [str(n) for n in result.notes]}
+    if not span.strip:
+        strip, added = strip_for_span(scene, span, span.frame + int(action["choreo_frames"]) - 1)
+        text += f" Music {'added as' if added else 'in'} strip '{strip.name}'."
+    scene.choreo.last_report = text
+
+
 class CHOREO_OT_generate(bpy.types.Operator):
     """Generate a dance to the music with the weight set, as a new SMPL-X dancer with its own action"""
     bl_idname = "choreo.generate"
@@ -114,6 +93,16 @@ class CHOREO_OT_generate(bpy.types.Operator):
                 skeleton = dancer_skeleton(context)
             except (ValueError, OSError) as exc:
                 return fail(self, context, f"SMPL-X model file problem: {exc}")
+        rig_target = None                         # "Dancer: selected rig": the dance goes onto the user's rig
+        if settings.dancer_target == "SELECTED_RIG":
+            try:
+                rig = selected_rig(context, "receive the generated dance")
+            except ValueError as exc:
+                return fail(self, context, str(exc))
+            problem = mapping_problem(rig, "Nothing was generated.")
+            if problem:
+                return fail(self, context, problem)
+            rig_target = (rig.name, rig_rest_clip(rig), bone_map_overrides(rig))
         run_on = runtime(context)
         options = dict(seed=settings.seed, temperature=settings.temperature, top_k=settings.top_k,
                        top_p=settings.top_p, window_mode=settings.window_mode, device=run_on.device,
@@ -140,14 +129,20 @@ class CHOREO_OT_generate(bpy.types.Operator):
             if skeleton is not None:             # the user's SMPL-X body: solve the dance's joints on it
                 progress("fitting your SMPL-X body", 0, 1)
                 motion = body_motion_from_joints(result.joints, result.fps, skeleton=skeleton, source="choreollama")
-            return result, motion
+            if rig_target is not None:
+                progress("retargeting onto your rig", 0, 1)
+                return result, motion, retarget_onto(result.motion, rig_target[1], rig_target[2])
+            return result, motion, None
 
         def apply(out):
-            result, motion = out
+            result, motion, retargeted = out
             target = bpy.data.scenes.get(scene_name)      # looked up again: never hold bpy data across a job
             if target is None:
                 raise ValueError(f"scene '{scene_name}' was removed while generating; nothing was added")
             name = f"Choreo {result.genre} seed{result.seed}"
+            if retargeted is not None:
+                _apply_on_rig(target, rig_target[0], retargeted, result, span, name)
+                return
             obj, action = dancer_with_motion(bpy.context, motion, target, span.frame, name=name, action_name=name,
                                              skeleton=skeleton, skin=skeleton is not None)
             try:

@@ -11,10 +11,11 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from .scene.dancer import (active_dancer, add_skinned_mesh, armature_skeleton, build_armature, dancer_skeleton,
+from .scene.dancer import (active_dancer, add_body, armature_skeleton, build_armature, dancer_skeleton,
                            dancer_with_motion)
 from .scene.keyframes import write_motion
 from .scene.report import fail, start_job
+from .scene.retarget import mapping_problem
 from .scene.rig import constraint_note, map_armature, rig_action, rig_body_joints, rig_positions, store_mapping
 from .scene.timeline import add_sound_strip, scene_fps
 
@@ -31,7 +32,7 @@ class CHOREO_OT_add_dancer(bpy.types.Operator):
         except (ValueError, FileNotFoundError, OSError) as exc:
             return fail(self, context, f"SMPL-X model file problem: {exc}")
         obj = build_armature(context, skel)
-        add_skinned_mesh(context, obj, skel)
+        add_body(context, obj, skel)
         context.scene.choreo.last_report = f"Added {obj.name} ({len(obj.data.bones)} bones, {skel.source})"
         return {"FINISHED"}
 
@@ -229,9 +230,10 @@ class CHOREO_OT_add_sound(bpy.types.Operator, ImportHelper):
 
 
 class CHOREO_OT_remap_bones(bpy.types.Operator):
-    """Map the selected rig's bones to the canonical body again by their names (discards manual edits)"""
+    """Map the selected rig's bones to the canonical body again, from the hierarchy and names (discards manual
+    edits)"""
     bl_idname = "choreo.remap_bones"
-    bl_label = "Map Bones by Name"
+    bl_label = "Map Bones Automatically"
     bl_options = {"REGISTER", "UNDO"}
 
     @classmethod
@@ -241,13 +243,14 @@ class CHOREO_OT_remap_bones(bpy.types.Operator):
 
     def execute(self, context):
         obj = context.active_object
-        try:
-            mapping = map_armature(obj)
-        except ValueError as exc:
-            obj.choreo.mapping_error = str(exc)
-            return fail(self, context, f"{obj.name}: {exc}")
-        store_mapping(obj, mapping)
-        context.scene.choreo.last_report = f"{obj.name}: bones mapped by name ({mapping.profile})"
+        obj.choreo.bone_map.clear()                # map afresh: the manual picks are discarded
+        problem = mapping_problem(obj, "Nothing else changed.")
+        if problem:
+            obj.choreo.mapping_error = problem
+            return fail(self, context, problem)
+        lowest = min((i.confidence for i in obj.choreo.bone_map if i.bone), default=1.0)
+        context.scene.choreo.last_report = (f"{obj.name}: bones mapped automatically ({obj.choreo.rig_profile}, "
+                                            f"lowest confidence {lowest:.2f})")
         return {"FINISHED"}
 
 

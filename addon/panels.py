@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The "Choreo" sidebar tab: Generate, Foot Fix and Library sections, and the lists they show."""
 import os
+import textwrap
 
 import bpy
 
@@ -113,6 +114,7 @@ class CHOREO_PT_generate(_ChoreoPanel, bpy.types.Panel):
             row.prop(settings, "range_start")
             row.prop(settings, "range_length")
         layout.prop(settings, "seed")
+        layout.prop(settings, "dancer_target")
         self.draw_weight_set(context, layout)
         pins = settings.library_pins
         layout.label(text=reference_summary(context), icon="PINNED" if len(pins) else "ASSET_MANAGER")
@@ -239,7 +241,7 @@ class CHOREO_PT_foot_fix(_ChoreoPanel, bpy.types.Panel):
 class CHOREO_PT_bone_map(_ChoreoPanel, bpy.types.Panel):
     bl_idname = "CHOREO_PT_bone_map"
     bl_label = "Bone Map"
-    bl_parent_id = "CHOREO_PT_foot_fix"
+    bl_parent_id = "CHOREO_PT_main"          # a section of its own: Fix Feet, Apply and Convert all use it
     bl_options = {"DEFAULT_CLOSED"}
 
     @classmethod
@@ -253,22 +255,42 @@ class CHOREO_PT_bone_map(_ChoreoPanel, bpy.types.Panel):
         settings = obj.choreo
         if settings.is_dancer:
             layout.label(text=f"{obj.name}: SMPL-X dancer ({settings.skeleton_source})", icon="CHECKMARK")
+        if settings.mapping_error:
+            box = layout.box()
+            box.alert = True
+            for k, line in enumerate(textwrap.wrap(settings.mapping_error, 60)[:8]):
+                box.label(text=line, icon="ERROR" if k == 0 else "BLANK1")
         if not settings.bone_map:
-            layout.label(text="Not mapped yet: map by name (Fix Feet also does it)")
-            layout.operator("choreo.remap_bones", icon="BONE_DATA")
+            layout.label(text="Not mapped yet: map automatically (Fix Feet and Apply also do it)")
+            row = layout.row(align=True)
+            row.operator("choreo.remap_bones", icon="BONE_DATA")
+            row.operator("choreo.bone_map_load", text="Load Preset", icon="IMPORT")
             return
-        layout.label(text=f"{settings.rig_profile} naming; edit a bone to change the mapping")
+        layout.label(text=f"{settings.rig_profile or 'partial'} mapping; pick a bone to change it")
         col = layout.column(align=True)
         for item in settings.bone_map:
             row = col.row(align=True)
+            row.alert = not item.bone and not item.note
             row.label(text=item.canonical)
             row.prop_search(item, "bone", obj.data, "bones", text="")
+            row.label(text=f"{item.confidence:.2f}" if item.bone else "-")
+            if item.candidates and (not item.bone or item.confidence < 0.75):
+                col.label(text="    candidates: " + item.candidates)
         if settings.unmapped_bones:
             layout.label(text="Not used: " + settings.unmapped_bones)
         row = layout.row(align=True)
         row.operator("choreo.remap_bones", icon="BONE_DATA")
         if not settings.is_dancer:
             row.operator("choreo.convert_to_dancer", icon="ARMATURE_DATA")
+        row = layout.row(align=True)
+        row.operator("choreo.bone_map_save", text="Save Preset", icon="EXPORT")
+        row.operator("choreo.bone_map_load", text="Load Preset", icon="IMPORT")
+        if not settings.is_dancer:
+            col = layout.column(align=True)
+            col.label(text="Apply to this rig (a new action; its own are kept):")
+            col.operator("choreo.apply_to_rig", text="Dancer's Take", icon="ARMATURE_DATA").source = "DANCER"
+            col.operator("choreo.apply_to_rig", text="Library Clip", icon="ASSET_MANAGER").source = "LIBRARY"
+            col.operator("choreo.apply_to_rig", text="Mocap File...", icon="FILE_MOVIE").source = "FILE"
 
 
 class CHOREO_PT_library(_ChoreoPanel, bpy.types.Panel):

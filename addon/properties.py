@@ -42,6 +42,9 @@ class ChoreoBoneMapItem(bpy.types.PropertyGroup):
     bone: StringProperty(name="Bone", description="Bone of this rig that drives the canonical joint; "
                                                   "empty when it is synthesised from its neighbours")
     note: StringProperty(name="Note")
+    confidence: FloatProperty(name="Confidence", min=0.0, max=1.0, subtype="FACTOR",
+                              description="How sure the automatic mapping is of this bone (1 when chosen by hand)")
+    candidates: StringProperty(name="Candidates", description="The best-scoring bones for this joint, best first")
 
 
 class ChoreoContactOverride(bpy.types.PropertyGroup):
@@ -157,6 +160,10 @@ class ChoreoSceneSettings(bpy.types.PropertyGroup):
                                            "(rounded to a whole frame)")
     range_length: FloatProperty(name="Length (s)", default=10.0, min=2.0, soft_max=600.0, precision=2,
                                 description="How many seconds of music to dance to (at least 2)")
+    dancer_target: EnumProperty(name="Dancer", default="NEW", items=(
+        ("NEW", "New SMPL-X dancer", "Generate onto a new SMPL-X dancer (with the mannequin body)"),
+        ("SELECTED_RIG", "Selected rig", "Generate and apply the dance to the selected armature (your character) "
+                                         "as a new action; its own actions are kept")))
     seed: IntProperty(name="Seed", default=42, min=0,
                       description="Random seed: the same seed and settings give the same dance")
     temperature: FloatProperty(name="Temperature", default=0.8, min=0.05, soft_max=2.0, precision=2,
