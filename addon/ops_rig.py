@@ -94,8 +94,8 @@ class CHOREO_OT_apply_to_rig(bpy.types.Operator):
                 if not os.path.isfile(path):
                     raise ValueError(f"Motion file not found: '{path}'")
                 if Path(path).suffix.lower() not in _MOTION_SUFFIXES:
-                    raise ValueError(f"'{Path(path).name}': apply reads .bvh, .npz and .pkl files (import FBX "
-                                     "with Import Mocap, then apply it from its own rig)")
+                    raise ValueError(f"'{Path(path).name}': apply reads .bvh, .npz and .pkl files (for FBX: "
+                                     "Import Mocap, Convert to SMPL-X Dancer, then apply the dancer's take)")
                 source, label = path, Path(path).stem
         except (ValueError, OSError) as exc:
             return fail(self, context, str(exc))
