@@ -279,6 +279,8 @@ def _limbs(rig: _Rig, frame, kinds, leg: bool, exclude=frozenset()) -> list[_Lim
             continue
         geo = _limb_geometry(rig, chain, frame, leg)
         names = tuple(rig.name_score(j, k) for j, k in zip(chain, kinds))
+        if sum(n < 0 for n in names) >= 2:     # most of its bones are named as something else (an arm as a leg)
+            continue
         name01 = float(np.clip(np.mean(names), 0, 1))
         score = (0.6 * geo + 0.4 * name01) if frame is not None else name01
         if min(names) < 0:

@@ -103,12 +103,14 @@ def test_no_hierarchy_maps_by_names_or_says_so():
 @pytest.mark.parametrize("case, words, missing", [
     ("quadruped", "quadruped", "left_knee"),
     ("one_leg", "only one leg", "right_knee"),
+    ("one_leg_named", "only one leg", "right_knee"),        # the named right arm is not taken for the leg
     ("two_arm_pairs", "two different pairs", "left_elbow"),
 ])
 def test_bad_rigs_say_what_is_missing(case, words, missing, tmp_path):
     anon = RIGS["anonymous"]
     rig = {"quadruped": quadruped,
            "one_leg": lambda: without(catalogue()["anonymous"], anon.expected["right_hip"]),
+           "one_leg_named": lambda: without(catalogue()["mixamo"], "mixamorig:RightUpLeg"),
            "two_arm_pairs": lambda: with_second_arms(catalogue()["anonymous"], (anon.expected["left_shoulder"],
                                                      anon.expected["right_shoulder"]), anon.expected["spine3"]),
            }[case]()
