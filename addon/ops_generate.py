@@ -9,8 +9,6 @@ one step that removes what it added if anything fails.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import bpy
 
 from . import jobs
@@ -18,45 +16,10 @@ from .scene.dancer import dancer_skeleton, dancer_with_motion, remove_dancer
 from .scene.report import GENERATE_JOB, fail
 from .scene.retarget import (apply_result, bone_map_overrides, mapping_problem, retarget_onto, rig_rest_clip,
                              selected_rig)
-from .scene.settings import library_folder, runtime, smplx_model_file, use_starter_library, weight_set_folder
+from .scene.references import reference_plan
+from .scene.settings import runtime, smplx_model_file, weight_set_folder
 from .scene.takes import store_take
 from .scene.timeline import music_span, scene_fps, strip_for_span
-
-
-class ReferencePlan(NamedTuple):
-    """What Generate hands the core about references, and what it records of them."""
-    library: object               # the core's LibraryStack, or None without any library
-    references: object            # "auto" (retrieved) or the pinned clip names, best first
-    mode: str                     # "auto", "pinned" or "none": recorded on the action and in the report
-    note: str = ""                # the libraries' own notes when none could be used (e.g. no starter library)
-
-
-def reference_plan(context) -> ReferencePlan:
-    """What Generate hands the core about references.
-
-    The libraries are the preferences' own (when set) and the starter library shipped with Choreo, seen as
-    one. Pinned clips (the Library section's pins, best first) are passed by name; without pins the
-    references are retrieved ("auto"); with no library at all, none. ValueError (LibraryError) with a
-    user-facing message when the user's library cannot be opened or a pinned clip is in neither.
-    """
-    from ..core_models.starter_library import open_libraries
-
-    pins = [p.name for p in context.scene.choreo.library_pins]
-    folder = library_folder(context)
-    library = open_libraries(folder or None, with_shipped=use_starter_library(context))
-    if not library.libraries:
-        if pins:
-            raise ValueError(f"{len(pins)} pinned reference(s) but no reference library: choose the library "
-                             "folder in Preferences > Add-ons > Choreo, or unpin them in the Library section")
-        # the core itself notes that there was no library; say why (e.g. the starter library is missing)
-        return ReferencePlan(None, "auto", "none", "; ".join(library.notes))
-    if pins:
-        missing = [p for p in pins if p not in library]
-        if missing:
-            raise ValueError(f"pinned clip(s) {', '.join(repr(m) for m in missing)} are not in "
-                             f"{library.describe()}: unpin them in the Library section")
-        return ReferencePlan(library, pins, "pinned")
-    return ReferencePlan(library, "auto", "auto")    # a genre without clips: the core generates without, noted
 
 
 def _reference_label(ref: dict) -> str:

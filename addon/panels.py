@@ -429,10 +429,17 @@ class CHOREO_PT_takes(_ChoreoPanel, bpy.types.Panel):
         row = box.row()
         row.enabled = scene.use_preview_range
         row.operator("choreo.take_regenerate", icon="FILE_REFRESH")
-        layout.operator("choreo.take_key_pose", icon="POSE_HLT")
+        row = layout.row(align=True)
+        row.operator("choreo.take_key_pose", text="Key Current Pose", icon="POSE_HLT").pose_from = "CURRENT"
+        row.operator("choreo.take_key_pose", text="Take / Clip Pose...", icon="ACTION").pose_from = "TAKE"
         row = layout.row(align=True)
         row.prop(scene, "choreo_take_curve", text="")
         row.operator("choreo.take_follow_curve", text="Follow", icon="CURVE_PATH")
+        col = layout.column(align=True)
+        col.operator("choreo.take_repeat", text="Repeat Bars...", icon="DUPLICATE")
+        row = col.row(align=True)
+        row.operator("choreo.take_suggest_repeats", icon="MARKER")
+        row.operator("choreo.take_accept_repeat", text="Accept", icon="CHECKMARK")
 
 
 classes = (CHOREO_UL_library_clips, CHOREO_UL_library_results, CHOREO_UL_contact_overrides, CHOREO_PT_main,

@@ -156,3 +156,34 @@ def current_pose_rotations(obj, skeleton) -> np.ndarray:
     local = pose.copy()
     local[:, 1:] = np.einsum("jik,jk->ji", rest, pose[:, 1:])
     return local
+
+
+def action_pose_rotations(obj, action, frame: int) -> np.ndarray:
+    """(J, 4) local rotations (core convention) of ``action``'s keys at scene ``frame`` on ``obj``: another
+    take's pose to key. The action is played only while it is read; ``obj`` plays its own take again after."""
+    previous = obj.animation_data.action if obj.animation_data is not None else None
+    use_take(obj, action)
+    try:
+        motion = read_motion(obj, armature_skeleton(obj), frame, frame)
+    finally:
+        if previous is not None:
+            use_take(obj, previous)
+    return motion.rotations[0]
+
+
+def take_grid(info: dict):
+    """The core's ``MusicGrid`` (beats, bars, features at 30 fps from the take's music start) of the song the
+    take dances to; ValueError when its music file is gone."""
+    from pathlib import Path
+
+    from ...core_models.audio import load_audio
+    from ...core_models.editing.music_structure import music_grid
+
+    music = Path(info.get("params", {}).get("music", ""))
+    if not music.is_file():
+        raise ValueError(f"the take's music file '{music}' is not there: bars and suggested repeats need the song "
+                         "the take was generated for")
+    samples, sr = load_audio(str(music))
+    stat = music.stat()
+    return music_grid(samples, sr, float(info["span_s"][0]), float(info["span_s"][1]),
+                      key=(str(music.resolve()), stat.st_size, stat.st_mtime_ns))

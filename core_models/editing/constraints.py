@@ -32,6 +32,26 @@ def key_error(take: Take, frame: int, key_joints: np.ndarray, key_yaw: float) ->
     return float(np.linalg.norm(ours - theirs, axis=-1).max())
 
 
+def key_from_joints(take: Take, joints: np.ndarray, frame: int, at: int) -> np.ndarray:
+    """(J, 4) key rotations on the take's skeleton for the pose at ``frame`` of a clip given as joints
+    ((T, 22, 3), e.g. a library clip): solved by IK on a few frames around it (one frame alone gives the solver
+    no motion to keep its twists steady); the joints the clip lacks (hands, face) keep the take's pose at take
+    frame ``at``."""
+    from ..io.motion_file import body_motion_from_joints
+    from ..kinematics import project_to_skeleton
+
+    joints = np.asarray(joints, np.float64)
+    if not 0 <= frame < joints.shape[0]:
+        raise EditError(f"frame {frame} is outside the clip (frames 0-{joints.shape[0] - 1}): choose a frame of it")
+    lo, hi = max(0, frame - 2), min(joints.shape[0], frame + 3)
+    skeleton = take.skeleton.subset(BODY_JOINTS)
+    body = body_motion_from_joints(project_to_skeleton(joints[lo:hi, :BODY_JOINTS], skeleton), take.fps,
+                                   skeleton=skeleton)
+    key = take.rotations[min(max(at, 0), take.num_frames - 1)].copy()
+    key[:BODY_JOINTS] = body.rotations[frame - lo]
+    return key
+
+
 def hold_key_pose(take: Take, frame: int, key_rotations: np.ndarray, window_s: float = KEY_WINDOW_S,
                   source: str = "") -> tuple[Take, dict]:
     """A new take that holds the pose ``key_rotations`` ((J, 4) local rotations, root included) at ``frame``.

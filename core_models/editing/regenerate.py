@@ -74,14 +74,14 @@ def _song_key(music) -> tuple:
     return (str(p.resolve()), st.st_size, st.st_mtime_ns)
 
 
-def _provider(ws, take: Take, library, query, notes: list):
+def _provider(ws, take: Take, library, references, query, notes: list):
     from ..references import no_references, references_for
 
     if library is None:
         return no_references(ws)
     cfg = ws.generator.cfg
     genre = take.genre if take.genre in cfg.genres else cfg.genres[0]
-    return references_for(ws, "auto", library, genre, query, lambda: query, notes)
+    return references_for(ws, references, library, genre, query, lambda: query, notes)
 
 
 def _tiled(x: np.ndarray, length: int) -> np.ndarray:
@@ -175,11 +175,13 @@ def end_mismatch(take: Take, take_joints: np.ndarray, rotations: np.ndarray, roo
 
 
 def regenerate_range(take: Take, music, start_s: float, end_s: float, weights, *, seed: int | None = None,
-                     sampling=None, library=None, keys: list[KeyPose] = (), candidates: int = CANDIDATES,
+                     sampling=None, library=None, references="auto", keys: list[KeyPose] = (),
+                     candidates: int = CANDIDATES,
                      backend: str = "auto", device: str = "cpu", cancel=None) -> tuple[Take, dict]:
     """A new take with the range [start_s, end_s) (seconds in the song, snapped to bars or beats)
     regenerated; the report has ``range_frames`` (the snapped range), the candidates' end mismatches, the
-    seam measures and the key errors."""
+    seam measures and the key errors. ``references``: "auto" (retrieved from ``library``) or pinned clip names
+    of it, as Generate takes them."""
     from ..sampling import SamplingConfig
 
     t0 = time.perf_counter()
@@ -199,7 +201,7 @@ def regenerate_range(take: Take, music, start_s: float, end_s: float, weights, *
         if not 0 <= k.frame < take.num_frames:
             raise EditError(f"the key pose at frame {k.frame} is outside the take (frames 0-{take.num_frames - 1})")
     notes: list[str] = []
-    provider = _provider(ws, take, library, query, notes)
+    provider = _provider(ws, take, library, references, query, notes)
     sampling = sampling or SamplingConfig(**take.params.get("sampling", {}))
     first, last = start // FRAMES_PER_LATENT, min(take.tokens.shape[0], -(-end // FRAMES_PER_LATENT))
     take_joints = take.joints()

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..rotations import quat_conjugate, quat_fix_continuity, quat_mul, quat_slerp
+from ..rotations import (axis_angle_to_quat, quat_conjugate, quat_fix_continuity, quat_mul, quat_slerp,
+                         quat_to_axis_angle)
 
 
 DEFAULT_MARGIN_S = 0.5
 MAX_MARGIN_S = 0.5
+MAX_SLOPE_RAD = 0.2            # per frame: a velocity correction beyond it would be a new motion, not a blend
 
 
 def smoothstep(x: np.ndarray) -> np.ndarray:
@@ -54,26 +56,79 @@ def carry_offset(target: np.ndarray, source: np.ndarray, rotations: np.ndarray, 
     return quat_mul(fading, rotations)
 
 
+def hermite_fades(margin: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pose, slope) weights over ``margin`` frames going away from a seam (frame 0 is the seam frame).
+
+    The quintic Hermite basis of a minimum-jerk correction: ``pose`` is 1 at the seam and ``slope`` (in frames)
+    has slope 1 there; both end with zero value, velocity and acceleration at the margin, and have no
+    acceleration at the seam, so a correction built from them adds no kink at either end."""
+    u = np.arange(margin, dtype=np.float64) / margin
+    pose = 1.0 - u ** 3 * (10.0 - 15.0 * u + 6.0 * u * u)
+    slope = margin * (u - 6.0 * u ** 3 + 8.0 * u ** 4 - 3.0 * u ** 5)
+    return pose, slope
+
+
+def _nearest_turn(vectors: np.ndarray, near: np.ndarray) -> np.ndarray:
+    """(J, 3) rotation vectors, each replaced by its equivalent (angle - 2 pi about the same axis) when that is
+    nearer ``near``: offsets close to half a turn (a joint twisted the other way round) would otherwise make
+    a difference of almost a full turn out of two nearly equal rotations."""
+    angle = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    other = vectors - 2.0 * np.pi * vectors / np.maximum(angle, 1e-12)
+    closer = np.linalg.norm(other - near, axis=-1) < np.linalg.norm(vectors - near, axis=-1)
+    return np.where(closer[:, None], other, vectors)
+
+
+def _extrapolated(rot: np.ndarray, edge: int, inner: int) -> np.ndarray:
+    """(J, 4) the pose one frame beyond ``rot[edge]``, continuing the step from ``rot[inner]`` (left-multiplied)."""
+    step = quat_mul(rot[edge], quat_conjugate(rot[inner]))
+    return quat_mul(step, rot[edge])
+
+
+def _seam_blend(rot: np.ndarray, pos: np.ndarray, seam_rot, seam_pos, across_rot, across_pos, margin: int):
+    """``rot``/``pos`` (frames ordered away from the seam, the seam frame first) corrected so that the seam
+    frame is the take's (``seam_*``) and the step to the take's frame across the seam (``across_*``) is the
+    take's own, the correction fading out over ``margin`` frames.
+
+    A fixed offset faded out fixes the pose only: the candidate's different velocity at the seam stays as a
+    kink, a jerk spike right at the seam. The correction here (in each joint's rotation-vector space and in
+    metres) also matches the velocity, with minimum-jerk fades (:func:`hermite_fades`)."""
+    pose_w, slope_w = hermite_fades(margin)
+    pose_rv = quat_to_axis_angle(_offset(seam_rot, rot[0]))
+    pose_m = seam_pos - pos[0]
+    if rot.shape[0] > 1:
+        across_rv = quat_to_axis_angle(_offset(across_rot, _extrapolated(rot, 0, 1)))
+        across_m = across_pos - (2.0 * pos[0] - pos[1])
+    else:
+        across_rv, across_m = pose_rv, pose_m
+    # per frame away from the seam: the offset across it is the pose offset minus one frame of slope
+    slope_rv, slope_m = pose_rv - _nearest_turn(across_rv, pose_rv), pose_m - across_m
+    size = np.linalg.norm(slope_rv, axis=-1, keepdims=True)
+    slope_rv *= np.minimum(1.0, MAX_SLOPE_RAD / np.maximum(size, 1e-12))
+    vectors = pose_w[:, None, None] * pose_rv + slope_w[:, None, None] * slope_rv
+    rot[:margin] = quat_mul(axis_angle_to_quat(vectors), rot[:margin])
+    pos[:margin] += pose_w[:, None] * pose_m + slope_w[:, None] * slope_m
+
+
 def splice(rotations: np.ndarray, root: np.ndarray, new_rotations: np.ndarray, new_root: np.ndarray,
            start: int, margin: int, blend_start: bool = True, blend_end: bool = True):
     """Copies of (rotations, root) with frames [start, start + len(new)) replaced by the new motion.
 
-    At each end inside the range the new motion carries an offset that fades over ``margin`` frames: at the
-    start the offset that makes its first frame the take's, at the end the one that makes its last frame the
-    take's. One fixed offset per seam (rather than a cross-fade of two moving poses) keeps the seam as smooth
-    as the motions themselves. An end at the take's first or last frame needs no blend."""
+    At each end inside the range the new motion carries a correction that fades over ``margin`` frames
+    (:func:`_seam_blend`): at the start it makes the first frame the take's and the step into it the take's
+    step, at the end the same for the last frame and the step out of it. One correction per seam (rather than
+    a cross-fade of two moving poses) keeps the seam as smooth as the motions themselves. An end at the take's
+    first or last frame needs no blend."""
     n = new_rotations.shape[0]
     end = start + n
     out_rot, out_root = rotations.copy(), root.copy()
     rot = quat_fix_continuity(np.array(new_rotations, np.float64))
     pos = np.array(new_root, np.float64)
-    fade = 1.0 - blend_weights(n, margin, True, False)[:margin]     # 1 at the seam .. 0 after the margin
     if blend_start and start > 0:
-        pos[:margin] += fade[:, None] * (root[start] - pos[0])
-        rot[:margin] = carry_offset(rotations[start], rot[0], rot[:margin], fade)
+        _seam_blend(rot, pos, rotations[start], root[start], rotations[start - 1], root[start - 1], margin)
     if blend_end and end < rotations.shape[0]:
-        pos[n - margin:] += fade[::-1, None] * (root[end - 1] - pos[-1])
-        rot[n - margin:] = carry_offset(rotations[end - 1], rot[-1], rot[n - margin:], fade[::-1])
+        back_rot, back_pos = rot[::-1].copy(), pos[::-1].copy()        # frames ordered away from the end seam
+        _seam_blend(back_rot, back_pos, rotations[end - 1], root[end - 1], rotations[end], root[end], margin)
+        rot, pos = back_rot[::-1], back_pos[::-1]
     if start > 0:           # keys without sign flips against the frame before the range
         rot[:, np.sum(rot[0] * rotations[start - 1], axis=-1) < 0] *= -1.0
     out_rot[start:end] = rot

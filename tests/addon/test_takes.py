@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Takes in real Blender: every Generate is a take (an action with its parameters and tokens), the Takes
 operators switch, duplicate and delete them, and the edits (regenerate a range, key the current pose, follow
-a curve) each make a NEW take; bad input leaves no new action; a save and reload keeps everything.
+a curve, repeat bars, accept a suggested repeat, key another take's or a library clip's pose) each make a NEW
+take and are one undo step; bad input leaves no new action; a save and reload keeps everything.
 
 This module installs its own copy of the extension (test_extension.py removes its copy at its end).
 """
@@ -18,7 +19,7 @@ from bl_pkg import bl_extension_cli
 REPO = Path(__file__).resolve().parents[2]
 MODULE = "bl_ext.user_default.choreo"
 TAKE_OPERATORS = ("take_use", "take_duplicate", "take_delete", "take_regenerate", "take_key_pose",
-                  "take_follow_curve", "take_repeat")
+                  "take_follow_curve", "take_repeat", "take_suggest_repeats", "take_accept_repeat")
 
 
 @pytest.fixture(scope="module")
@@ -230,8 +231,111 @@ def test_save_and_reload_keeps_the_takes(dancer, tmp_path):
 def test_repeat_a_phrase_mirrored_and_not_onto_itself(dancer):
     before = set(bpy.data.actions)
     with pytest.raises(RuntimeError):                   # onto itself: overlapping copy
-        bpy.ops.choreo.take_repeat(frame_start=31, frame_end=90, frame_at=61, mirror=True)
+        bpy.ops.choreo.take_repeat(unit="FRAMES", frame_start=31, frame_end=90, frame_at=61, mirror=True)
     assert set(bpy.data.actions) == before
-    assert bpy.ops.choreo.take_repeat(frame_start=1, frame_end=60, frame_at=91, mirror=True) == {"FINISHED"}
+    assert bpy.ops.choreo.take_repeat(unit="FRAMES", frame_start=1, frame_end=60, frame_at=91,
+                                      mirror=True) == {"FINISHED"}
     (new,) = set(bpy.data.actions) - before
     assert dancer.animation_data.action == new and json.loads(new["choreo_take"])["edits"][-1]
+
+
+def _grid(obj):
+    takes = sys.modules[MODULE].addon.scene.takes
+    return takes.take_grid(takes.take_info(obj.animation_data.action))
+
+
+def test_repeat_in_bars_copies_bar_a_to_bar_c(dancer):
+    grid = _grid(dancer)
+    before = set(bpy.data.actions)
+    if not grid.meter:                         # no meter: bars cannot be used, frames can
+        with pytest.raises(RuntimeError, match="no meter"):
+            bpy.ops.choreo.take_repeat(unit="BARS", bar_start=1, bar_end=1, bar_at=2)
+        assert set(bpy.data.actions) == before
+        return
+    bars = list(grid.bars) + [grid.frames]
+    assert len(bars) >= 4, bars
+    with pytest.raises(RuntimeError, match="not in the music"):
+        bpy.ops.choreo.take_repeat(unit="BARS", bar_start=1, bar_end=1, bar_at=len(bars))
+    assert set(bpy.data.actions) == before
+    assert bpy.ops.choreo.take_repeat(unit="BARS", bar_start=1, bar_end=1, bar_at=3) == {"FINISHED"}
+    (new,) = set(bpy.data.actions) - before
+    edit = json.loads(new["choreo_take"])["edits"][-1]
+    assert "bars 1-1@3" in new.name and "bars 1-1" in bpy.context.scene.choreo.last_report
+    assert edit["edit"] == "repeat" and edit["from_frames"] == [int(bars[0]), int(bars[1])], edit
+
+
+def test_suggested_repeats_are_markers_and_accepting_one_is_a_new_take(dancer):
+    scene = bpy.context.scene
+    if not _grid(dancer).meter:
+        with pytest.raises(RuntimeError, match="no meter"):
+            bpy.ops.choreo.take_suggest_repeats(phrase_bars=1)
+        return
+    assert bpy.ops.choreo.take_suggest_repeats(phrase_bars=1) == {"FINISHED"}, scene.choreo.last_report
+    markers = [m for m in scene.timeline_markers if m.name.startswith("repeat ")]
+    assert markers and all(m.name.endswith(" s") for m in markers)
+    for m in scene.timeline_markers:
+        m.select = False
+    before = set(bpy.data.actions)
+    with pytest.raises(RuntimeError, match="select one"):           # none selected: no new take
+        bpy.ops.choreo.take_accept_repeat()
+    assert set(bpy.data.actions) == before
+    markers[0].select = True
+    assert bpy.ops.choreo.take_accept_repeat() == {"FINISHED"}, scene.choreo.last_report
+    (new,) = set(bpy.data.actions) - before
+    assert dancer.animation_data.action == new and "Copied" in scene.choreo.last_report
+    # suggesting again replaces the markers rather than piling them up
+    assert bpy.ops.choreo.take_suggest_repeats(phrase_bars=1) == {"FINISHED"}
+    assert len([m for m in scene.timeline_markers if m.name.startswith("repeat ")]) == len(markers)
+
+
+def test_key_a_pose_from_another_take_at_a_frame(dancer):
+    scene = bpy.context.scene
+    first = dancer.animation_data.action
+    assert bpy.ops.choreo.take_repeat(unit="FRAMES", frame_start=1, frame_end=60, frame_at=91) == {"FINISHED"}
+    second = dancer.animation_data.action
+    scene.frame_set(150)
+    before = set(bpy.data.actions)
+    assert bpy.ops.choreo.take_key_pose(pose_from="TAKE", source_take=first.name, source_frame=30) == {"FINISHED"}
+    (new,) = set(bpy.data.actions) - before
+    assert dancer.animation_data.action == new and "joint error" in scene.choreo.last_report
+    assert json.loads(new["choreo_take"])["edits"][-1]["source"] == f"{first.name}@30"
+    want = _channel(dancer, first, "left_knee", "rotation_quaternion", [30])[0]
+    got = _channel(dancer, new, "left_knee", "rotation_quaternion", [150])[0]
+    assert min(np.abs(got - want).max(), np.abs(got + want).max()) < 1e-3
+    assert new != second
+    with pytest.raises(RuntimeError, match="outside take"):
+        bpy.ops.choreo.take_key_pose(pose_from="TAKE", source_take=first.name, source_frame=400)
+
+
+def test_key_a_pose_from_a_library_clip(dancer):
+    scene = bpy.context.scene
+    library = sys.modules[MODULE].addon.scene.library.open_library(bpy.context)
+    clips = library.clips()
+    if not clips:
+        pytest.skip("no starter library in this checkout")
+    scene.frame_set(90)
+    before = set(bpy.data.actions)
+    assert bpy.ops.choreo.take_key_pose(pose_from="CLIP", clip=clips[0].name, source_frame=10) == {"FINISHED"}
+    (new,) = set(bpy.data.actions) - before
+    report = scene.choreo.last_report
+    assert dancer.animation_data.action == new and f"clip {clips[0].name}@10" in report
+    assert float(report.split("joint error ")[1].split(" cm")[0]) <= 3.0, report
+    with pytest.raises(RuntimeError, match="outside the clip"):
+        bpy.ops.choreo.take_key_pose(pose_from="CLIP", clip=clips[0].name, source_frame=10 ** 6)
+
+
+def test_an_edit_is_one_undo_step(dancer):
+    """Background Blender keeps an undo stack too: one undo after an edit gives back the scene before it (the
+    new take gone, the old one playing), and a redo brings the new take back."""
+    name, source = dancer.name, dancer.animation_data.action.name
+    bpy.ops.ed.undo_push(message="before the edit")
+    before = sorted(a.name for a in bpy.data.actions)
+    assert bpy.ops.choreo.take_repeat("EXEC_DEFAULT", True, unit="FRAMES", frame_start=1, frame_end=60,
+                                      frame_at=91) == {"FINISHED"}
+    after = sorted(a.name for a in bpy.data.actions)
+    assert len(after) == len(before) + 1
+    assert bpy.ops.ed.undo() == {"FINISHED"}
+    assert sorted(a.name for a in bpy.data.actions) == before          # data blocks are new after an undo: names
+    assert bpy.data.objects[name].animation_data.action.name == source
+    assert bpy.ops.ed.redo() == {"FINISHED"}
+    assert sorted(a.name for a in bpy.data.actions) == after
