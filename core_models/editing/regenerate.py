@@ -31,6 +31,7 @@ from .take import BODY_JOINTS, EditError, Take
 
 CANDIDATES = 4
 EXTRA_CANDIDATES = 4          # more candidates, one by one, while no seam is as smooth as the take itself
+ROUGH_SEAM = 1.5              # seam jerk ratio above which the report suggests another seed or range
 SMOOTH_ENOUGH = 1.2           # seam jerk over the take's 99th-percentile jerk that needs no more candidates
 KEY_WEIGHT = 10.0             # score per metre of key-pose error (a key matters more than a smooth end)
 CONTEXT_LATENTS = 8            # decoded with the new tokens on each side, so the decoder sees the neighbours
@@ -241,12 +242,17 @@ def regenerate_range(take: Take, music, start_s: float, end_s: float, weights, *
         new, _ = hold_key_pose(new, k.frame, k.rotations, source=k.source)
         key_report.append({"frame": int(k.frame), "source": k.source,
                            "error_m": key_error(new, k.frame, k.joints, mean_yaw(k.rotations[None, 0]))})
+    seams = seam_report(take_joints, new.joints(), [start, end], margin, take.fps, reference=jerk_p99)
+    if seams["seam_jerk_ratio"] > ROUGH_SEAM:
+        notes.append(f"the smoothest of {len(scored)} candidates still joins the take {seams['seam_jerk_ratio']:.1f}x "
+                     "more abruptly than the take's own quickest moves (the dance after the range starts far from "
+                     "anything sampled): try another seed, or end the range a bar earlier or later")
     report = {"range_frames": [int(start), int(end)],
               "range_s": [span[0] + start / take.fps, span[0] + end / take.fps], "snapped_to": unit,
               "meter": grid.meter, "candidates": [{"seed": int(base_seed + c), "score": float(s)}
                                                   for s, c, *_ in scored],
               "chosen_seed": int(base_seed + best),
-              "seams": seam_report(take_joints, new.joints(), [start, end], margin, take.fps, reference=jerk_p99),
+              "seams": seams,
               "keys": key_report, "notes": notes,
               "timings": {"prepare_s": t1 - t0, "candidates_s": t2 - t1, "total_s": time.perf_counter() - t0}}
     return new, report
