@@ -12,14 +12,15 @@ does not analyse it again.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 
 import numpy as np
 
 from .take import EditError
 
 METERS = (4, 3)
+RHYTHM_ONSET, RHYTHM_BEAT = 0, 2     # columns of :func:`core_models.audio.rhythm_features`
 METER_CONTRAST = 0.15        # downbeat onset at least this much above the other beats' (relative)
 THREE_OVER_FOUR = 1.5        # three beats to the bar only when that fold is this much clearer than four
 
@@ -31,11 +32,23 @@ class MusicGrid:
     beats: np.ndarray           # beat frames within the span, ascending
     meter: int | None           # beats per bar, None when no meter shows
     downbeats: np.ndarray       # bar starts (frames); empty without a meter
-    features: np.ndarray        # (frames, 55) music features
+    cut: np.ndarray = field(repr=False, compare=False)     # the span's samples (mono)
+    sr: int = 22050
 
     @property
     def bars(self) -> np.ndarray:
         return self.downbeats if self.meter else np.zeros(0, np.int64)
+
+    @cached_property
+    def features(self) -> np.ndarray:
+        """(frames, 55) music features (MFCC, chroma ...): computed only when asked for (repeat suggestions);
+        beats and bars come from the quicker rhythm analysis."""
+        from ..audio import music_features_55
+
+        feats = music_features_55(self.cut, self.sr, self.fps)
+        if feats.shape[0] < self.frames:
+            feats = np.concatenate([feats, np.repeat(feats[-1:], self.frames - feats.shape[0], axis=0)])
+        return feats[:self.frames]
 
 
 def find_meter(onset: np.ndarray, beats: np.ndarray) -> tuple[int | None, int]:
@@ -63,15 +76,20 @@ def find_meter(onset: np.ndarray, beats: np.ndarray) -> tuple[int | None, int]:
 
 @lru_cache(maxsize=8)
 def _grid_cached(key: tuple, samples_bytes: bytes, sr: int, start_s: float, end_s: float) -> MusicGrid:
-    from ..audio import MUSIC55_COLUMNS, music_features_55
+    from ..audio import rhythm_features
 
     samples = np.frombuffer(samples_bytes, np.float32)
     cut = samples[int(round(start_s * sr)):int(round(end_s * sr))]
-    feats = music_features_55(cut, sr, 30.0)
-    beats = np.flatnonzero(feats[:, MUSIC55_COLUMNS["beat"]] > 0)
-    meter, first = find_meter(feats[:, MUSIC55_COLUMNS["onset"]], beats)
+    return grid_from_rhythm(rhythm_features(cut, sr, 30.0), cut, sr)
+
+
+def grid_from_rhythm(rhythm: np.ndarray, cut: np.ndarray, sr: int) -> MusicGrid:
+    """The grid from rhythm features (T, 7) at 30 fps of the span's samples ``cut`` (the compact family's
+    music input, so an edit reuses what the generator needed anyway)."""
+    beats = np.flatnonzero(rhythm[:, RHYTHM_BEAT] > 0)
+    meter, first = find_meter(rhythm[:, RHYTHM_ONSET], beats)
     downbeats = beats[first::meter] if meter else np.zeros(0, np.int64)
-    return MusicGrid(30.0, feats.shape[0], beats, meter, downbeats, feats)
+    return MusicGrid(30.0, rhythm.shape[0], beats, meter, downbeats, np.asarray(cut, np.float32), int(sr))
 
 
 def music_grid(samples: np.ndarray, sr: int, start_s: float, end_s: float, key=None) -> MusicGrid:

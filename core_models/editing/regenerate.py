@@ -25,7 +25,7 @@ from ..features import denormalize_features, features_to_joints
 from ..windows import FRAMES_PER_LATENT, TOKENS_PER_LATENT, music_frames_per_token
 from .constraints import hold_key_pose, key_error
 from .frames import dancer_frame_joints, facing_yaw, mean_yaw, rotate_about_y
-from .music_structure import music_grid, snap_range
+from .music_structure import grid_from_rhythm, music_grid, snap_range
 from .seams import close_gap, frame_jerk, margin_frames, seam_report, splice
 from .take import BODY_JOINTS, EditError, Take
 
@@ -55,7 +55,8 @@ def _weights(path: str, backend: str, device: str):
 
 @lru_cache(maxsize=4)
 def _music(song_key: tuple, ws_path: str, backend: str, device: str, start_s: float, end_s: float):
-    """(samples, sr, normalised generator features, retrieval query) of the take's song span."""
+    """(samples, sr, the span's samples, raw and normalised generator features, retrieval query) of the take's
+    song span."""
     from ..audio import load_audio
     from ..generation import normalise_music, query_features, raw_music_features
 
@@ -64,7 +65,7 @@ def _music(song_key: tuple, ws_path: str, backend: str, device: str, start_s: fl
     cut = samples[int(round(start_s * sr)):int(round(end_s * sr))]
     raw = raw_music_features(ws, cut, sr)
     query = raw if ws.music_frontend == ws.query_frontend else query_features(ws, cut, sr)
-    return samples, sr, normalise_music(ws, raw), query
+    return samples, sr, cut, raw, normalise_music(ws, raw), query
 
 
 def _song_key(music) -> tuple:
@@ -195,8 +196,10 @@ def regenerate_range(take: Take, music, start_s: float, end_s: float, weights, *
         raise EditError(f"the range {start_s:.2f}-{end_s:.2f} s is outside the music the take dances to "
                         f"({span[0]:.2f}-{span[1]:.2f} s)")
     ws = _weights(str(weights), backend, device)
-    samples, sr, feats, query = _music(song, str(weights), backend, device, float(span[0]), float(span[1]))
-    grid = music_grid(samples, sr, span[0], span[1], key=song)
+    samples, sr, cut, raw, feats, query = _music(song, str(weights), backend, device, float(span[0]),
+                                                 float(span[1]))
+    grid = (grid_from_rhythm(raw, cut, sr) if ws.music_frontend == "rhythm" else
+            music_grid(samples, sr, span[0], span[1], key=song))
     start, end, unit = snap_range(grid, take.frame_of(start_s), take.frame_of(end_s), take.num_frames)
     for k in keys:
         if not 0 <= k.frame < take.num_frames:
