@@ -4,8 +4,9 @@
 The rig's bones map to the canonical body (by name when imported, editable in the panel). On the main
 thread the rig is evaluated once per frame of its action; the core's ``fix_feet`` repairs the canonical
 body in the job's worker; the repair comes back as a move of the root bone and new hip, knee and ankle
-rotations (two-bone IK with the original knee as pole, the foot turned only as far as the toe needs), which
-:func:`rig_channel_edits` solves on the rig's own bones with the core's leg solver. The result is a NEW
+rotations (two-bone IK with the original knee as pole, the foot turned only as far as the toe needs), solved
+on the rig's own bones by the core's rig solver (:func:`core_models.rig.solve_fix`, the one the BVH writer
+uses too; :func:`solved_channel_edits` only turns its edits into channels). The result is a NEW
 action: a copy of the original whose root location and leg rotation F-curves are rewritten on the frames the
 fix changed; every other F-curve is the original's, bit for bit. The original action is kept (with a fake
 user) and never modified. Contacts become timeline markers ("Choreo <rig> L plant" / "... L lift"), and those
@@ -30,16 +31,10 @@ from .scene.report import FIX_FEET_JOB, fail
 from .scene.rig import (FOOT_FIX_REPORT_KEY, RigPose, constraint_note, read_rig_pose, rig_action, stored_mapping,
                         world_core)
 from .scene.settings import frdm_weights_folder, runtime
-from .scene.space import to_blender
 from .scene.timeline import scene_fps
 
 MARKER_PREFIX = "Choreo "         # contact markers of the last foot fix; replaced by the next one
 _ROTATION_PATHS = {"QUATERNION": ("rotation_quaternion", 4), "AXIS_ANGLE": ("rotation_axis_angle", 4)}
-
-
-def _orthonormal(m: np.ndarray) -> np.ndarray:
-    """Rotation part of (..., 3, 3) matrices that may carry scale."""
-    return m / np.linalg.norm(m, axis=-2, keepdims=True)
 
 
 def _moved_bone(mapping, names, parents, has_location) -> int:
@@ -137,7 +132,10 @@ def plan_fix(context, obj) -> FixPlan:
         notes = notes + [f"contacts from the {sum(len(r) for r in runs.values())} plant/lift marker pairs of "
                          f"'{obj.name}' (Detect Contacts rebuilds them)"]
     run_on = runtime(context)
+    # a Choreo dancer's motion was made to its music: the fix keeps its beats; imported mocap's slides and
+    # jitter make kinetic minima of their own, which the repair may move
     options = dict(method=method, mode=settings.foot_mode.lower(), strength=settings.foot_strength,
+                   beats="keep" if settings.is_dancer else "free",
                    weights=weights, device=run_on.device, backend=run_on.backend,
                    steps=settings.foot_steps, has_toes=all(t in mapping.source_for for t in ("left_foot", "right_foot")))
     return FixPlan(pose, mapping, legs, moved, modes, fps, lo, overrides, options, notes, runs)
@@ -221,69 +219,30 @@ def compute_fix(plan: FixPlan, progress, cancel) -> FixResult:
                 runs_to_contacts(plan.marker_runs, len(at_motion_fps), plan.first_frame, plan.fps))
     result = fix_feet(at_motion_fps, overrides=plan.overrides, progress=progress, cancel=cancel, fps=MOTION_FPS,
                       contacts=contacts, load_weights=load_frdm, **plan.options)
-    changed, notes = rig_channel_edits(plan, result.joints - at_motion_fps, scale)
+    changed, notes = solved_channel_edits(plan, at_motion_fps, result.joints, scale)
     result.notes.extend(n for n in notes if n not in result.notes)
     return FixResult(result, changed, scale)
 
 
-def rig_channel_edits(plan: FixPlan, delta_core: np.ndarray, scale: float) -> tuple[dict, list]:
-    """The foot fix written back onto the rig's own bones: ``(changed, notes)``, ``changed`` as in
-    :class:`FixResult` (rotations as matrices, turned into the bones' channels on the main thread).
-
-    ``delta_core`` is the fix's move of each canonical joint (F, 22, 3) in metres, core axes, at the core's
-    motion fps; ``scale`` the rig's unit in metres. The root bone's location takes the pelvis move (through
-    the carry matrix of its parent chain) and the legs get new local rotations from two-bone IK. Pure numpy,
-    any thread. The core's rig solver (``core_models.rig``) is meant to replace this function.
-    """
-    from ..core_models.rig.solver import leg_targets, resample_to_frames, solve_leg_rotations
+def solved_channel_edits(plan: FixPlan, before: np.ndarray, after: np.ndarray, scale: float) -> tuple[dict, list]:
+    """The foot fix written back onto the rig's own bones by the core's rig solver (``core_models.rig``):
+    ``(changed, notes)``, ``changed`` as in :class:`FixResult` (rotations as matrices relative to each bone's
+    rest, turned into the bones' channels on the main thread). ``before``/``after``: the canonical body
+    (F, 22, 3) in metres, core axes, at the core's motion fps; ``scale``: the rig's unit in metres. Pure
+    numpy, any thread."""
+    from ..core_models.rig import RigPose as SolverRig, solve_fix
 
     pose = plan.pose
-    if abs(plan.fps - MOTION_FPS) > 1e-6:
-        delta_core = resample_to_frames(delta_core, MOTION_FPS, plan.fps, len(pose.frames))
-    # metres in core axes -> the rig's unit in armature space
-    w3 = pose.world[:3, :3]
-    delta = to_blender(delta_core / scale) @ np.linalg.inv(w3).T
-    root_delta = delta[:, 0]
-
-    changed = {}
-    moved = plan.moved
-    name = pose.names[moved]
-    parent = pose.parents[moved]
-    rest_m = pose.rest[moved]
-    # head of the moved bone = (parent pose @ parent rest^-1 @ rest) applied to its location channel
-    carry = (rest_m[None] if parent < 0 else
-             pose.matrices[:, parent] @ np.linalg.inv(pose.rest[parent])[None] @ rest_m[None])[:, :3, :3]
-    loc_delta = np.linalg.solve(carry, root_delta[..., None])[..., 0]
-    moved_frames = np.abs(root_delta).max(-1) > 0
-    changed[(name, "location")] = (pose.channels[(name, "location")] + loc_delta, moved_frames)
-
-    glob_r = _orthonormal(pose.matrices[..., :3, :3])
-    local_r = glob_r.copy()
-    for j, p in enumerate(pose.parents):
-        if p >= 0:
-            local_r[:, j] = np.swapaxes(glob_r[:, p], -1, -2) @ glob_r[:, j]
-    descendants = _descendants(pose.parents, moved)
-    glob_p = pose.heads.copy()
-    glob_p[:, descendants] += root_delta[:, None]
-    targets = leg_targets(glob_p, plan.legs, delta)
-    new_local, frames_of, notes = solve_leg_rotations(pose.parents, local_r, glob_r, glob_p, plan.legs, targets)
-    rest_r = _orthonormal(pose.rest[:, :3, :3])
-    for j, local in new_local.items():
-        p = pose.parents[j]
-        to_basis = rest_r[j].T if p < 0 else rest_r[j].T @ rest_r[p]
-        basis = to_basis[None] @ local
+    rig = SolverRig(pose.parents, pose.matrices[..., :3, :3], pose.heads, plan.fps, rest=pose.rest[:, :3, :3],
+                    up_axis="Z", unit_scale=scale, world_to_rig=np.linalg.inv(pose.world[:3, :3]))
+    edits = solve_fix(rig, plan.legs, plan.moved, before, after)
+    root = pose.names[edits.root_bone]
+    changed = {(root, "location"): (pose.channels[(root, "location")] + edits.root_delta, edits.root_frames)}
+    for j, rotations in edits.rotations.items():
         bone = pose.names[j]
         prop = _ROTATION_PATHS.get(plan.rotation_modes[bone], ("rotation_euler",))[0]
-        changed[(bone, prop)] = (basis, frames_of[j])     # matrices; converted with mathutils on the main thread
-    return changed, notes
-
-
-def _descendants(parents, root: int) -> list[int]:
-    out = [root]
-    for j, p in enumerate(parents):
-        if p in out and j not in out:
-            out.append(j)
-    return out
+        changed[(bone, prop)] = (rotations, edits.rotation_frames[j])
+    return changed, list(edits.notes)
 
 
 def _channel_values(mode: str, matrices: np.ndarray, previous: np.ndarray) -> np.ndarray:

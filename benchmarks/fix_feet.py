@@ -16,7 +16,11 @@ second pass on the result (path change). Skated copies (``core_models.skating``,
 (planted feet slide, jitter, float/penetration) and "drift" (the same with the whole body drifting at the
 default speed, also while no foot is planted): FSR in -> out and the hips path error against the clean
 original before and after the fix. Heights are measured above the clean clip's floor for every row. JSON on
-stdout and in ``benchmarks/results/fix_feet.json``.
+stdout and in ``benchmarks/results/fix_feet.json``. Mocap rows fix with ``beats="free"`` (a capture's slides make
+kinetic minima of their own, as the add-on and the CLI fix imported mocap).
+
+Beats: five dances generated with the shipped weights from the shared music (16 s each), BAS before and after
+each method's fix (joints keep their beats by default), the root moved and FSR.
 """
 from __future__ import annotations
 
@@ -155,9 +159,11 @@ def quality(weights, steps: int, max_clips: int, params: SkatingParams, sampler:
 
     split = load_split()
     w = footfix.load_frdm_weights(weights, "cpu") if weights is not None else None
-    methods = {"ik_lock": {"method": "ik_lock"}}
+    # captures: the repair may move kinetic minima the capture's slides and jitter made (as the add-on and the
+    # CLI fix imported mocap); generated dances keep theirs (``beat_rows``)
+    methods = {"ik_lock": {"method": "ik_lock", "beats": "free"}}
     if w is not None:
-        methods["frdm"] = {"method": "frdm", "weights": w,
+        methods["frdm"] = {"method": "frdm", "weights": w, "beats": "free",
                            "sampler": footfix.SamplerConfig(**{"steps": steps, **(sampler or {})})}
     skatings = {"slide": SkatingParams(**{**params.to_dict(), "root_drift_speed": 0.0}), "drift": params}
     table, per_clip = {}, []
@@ -212,6 +218,73 @@ def quality(weights, steps: int, max_clips: int, params: SkatingParams, sampler:
             "frdm_steps": steps, "sampler": asdict(footfix.SamplerConfig(**{"steps": steps, **(sampler or {})}))}
 
 
+# five generated dances: (music file in ../shared/data/music, start s, genre); 16 s each, shipped weights
+BEAT_DANCES = (("Kevin_MacLeod_-_Vibe_Ace.ogg", 0.0, "Popular"),
+               ("Kevin_MacLeod_-_P_I_Tchaikovsky_Dance_of_the_Sugar_Plum_Fairy.ogg", 10.0, "Modern"),
+               ("Karissa_Hobbs_-_Lets_Go_Fishin.ogg", 20.0, "Popular"),
+               ("Hungarian_Dance_number_5_-_Allegro_in_F_sharp_minor_(string_orchestra).ogg", 0.0, "Folk"),
+               ("Kevin_MacLeod_-_Vibe_Ace.ogg", 30.0, "Latin"))
+BEAT_SECONDS = 16.0
+
+
+def beat_rows(weights, steps: int) -> dict:
+    """BAS (``metrics.beat_align_score`` against ``audio.music_beat_frames``) of five dances generated with
+    the shipped weights (``python -m core_models generate``), before and after each method's fix (defaults:
+    joints keep their beats), with the root moved and whether the motion's beat frames are the same."""
+    import subprocess
+    import tempfile
+
+    from core_models import audio, metrics
+    from core_models.data import shared_data_dir
+    from core_models.editing.take import load_take
+
+    data = shared_data_dir()
+    music = data / "music" if data else None
+    if music is None or not music.is_dir():
+        return {"skipped": "no shared music"}
+    w = footfix.load_frdm_weights(weights, "cpu") if weights is not None else None
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, (name, start, genre) in enumerate(BEAT_DANCES):
+            out = Path(tmp) / f"dance{k}.npz"
+            subprocess.run([sys.executable, "-m", "core_models", "generate", "--music", str(music / name),
+                            "--start", str(start), "--end", str(start + BEAT_SECONDS), "--genre", genre,
+                            "--out", str(out), "--quiet"], check=True, cwd=REPO, capture_output=True)
+            joints = load_take(out).joints()
+            samples, sr = audio.load_audio(music / name)
+            beats = audio.music_beat_frames(samples[int(start * sr):int((start + BEAT_SECONDS) * sr)], sr, 30)
+            row = {"music": name, "start_s": start, "genre": genre, "bas_before": metrics.beat_align_score(joints, beats)}
+            for m, kw in (("ik_lock", {}), ("frdm", {"weights": w, "steps": steps})):
+                if m == "frdm" and w is None:
+                    continue
+                fixed = footfix.fix_feet(joints, method=m, **kw)
+                row[f"{m}_bas_after"] = metrics.beat_align_score(fixed.joints, beats)
+                row[f"{m}_root_moved_m"] = fixed.report["max_root_displacement_m"]
+                row[f"{m}_fsr"] = [fixed.report["fsr_before"]["mean"], fixed.report["fsr_after"]["mean"]]
+                row[f"{m}_beat_frames_kept"] = bool(np.array_equal(metrics.motion_beats(joints),
+                                                                   metrics.motion_beats(fixed.joints)))
+            rows.append(row)
+    return {"rows": rows, "seconds": BEAT_SECONDS}
+
+
+def beat_markdown(beats: dict) -> str:
+    if "rows" not in beats:
+        return f"BAS rows skipped: {beats.get('skipped')}"
+    lines = ["| generated dance | BAS before | ik_lock: BAS after, root moved, FSR | frdm: BAS after, root moved, FSR |",
+             "|---|---|---|---|"]
+    for r in beats["rows"]:
+        cells = []
+        for m in ("ik_lock", "frdm"):
+            if f"{m}_bas_after" not in r:
+                cells.append("-")
+                continue
+            cells.append(f"{r[f'{m}_bas_after']:.4f} ({r[f'{m}_bas_after'] - r['bas_before']:+.4f}), "
+                         f"{100 * r[f'{m}_root_moved_m']:.1f} cm, {100 * r[f'{m}_fsr'][0]:.1f} -> "
+                         f"{100 * r[f'{m}_fsr'][1]:.1f} %" + ("" if r[f"{m}_beat_frames_kept"] else ", beats moved"))
+        lines.append(f"| {r['genre']}: {r['music'][:28]} @{r['start_s']:g} s | {r['bas_before']:.4f} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def markdown(table: dict) -> str:
     lines = ["| corpus | method | clean: hips path moved (max / mean) | travel kept (min..max) | FSR before -> after "
              "| 2nd pass path (max) | skated slide: FSR in -> out, path err in -> out (max) | skated + drift: FSR "
@@ -245,6 +318,7 @@ def main(argv=None) -> int:
     p.add_argument("--sampler", default="{}", help='FRDM sampler settings as JSON, e.g. {"t_th": 0.3}')
     p.add_argument("--skip-speed", action="store_true")
     p.add_argument("--skip-quality", action="store_true")
+    p.add_argument("--skip-beats", action="store_true", help="skip the BAS rows of five generated dances")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "fix_feet.json"))
     args = p.parse_args(argv)
     args.weights = args.weights or None          # --weights "" times and scores without FRDM
@@ -260,6 +334,9 @@ def main(argv=None) -> int:
         torch.set_num_threads(1)                # scores do not depend on it; one thread is robust under load
         result["quality"] = quality(args.weights, args.steps, args.max_clips, SkatingParams(), json.loads(args.sampler))
         result["quality_markdown"] = markdown(result["quality"]["table"])
+    if not args.skip_beats:
+        result["beats"] = beat_rows(args.weights, args.steps)
+        result["beats_markdown"] = beat_markdown(result["beats"])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
@@ -267,8 +344,9 @@ def main(argv=None) -> int:
     if "quality" in result:
         summary["quality_table"] = result["quality"]["table"]
     print(json.dumps(summary, indent=2))
-    if "quality_markdown" in result:
-        print(result["quality_markdown"], file=sys.stderr)
+    for key in ("quality_markdown", "beats_markdown"):
+        if key in result:
+            print(result[key], file=sys.stderr)
     return 0
 
 

@@ -22,6 +22,7 @@ from ..progress import ProgressFn, check_cancel, no_progress
 from ..skeleton import LEG_JOINTS, NUM_BODY_JOINTS
 from .contacts import (BLEND_FRAMES, SLIDE_TOLERANCE, V_TH_REPAIR, ContactOverride, contact_intervals,
                        detect_contacts, fade_fill, measure_slides)
+from .beats import keep_beats
 from .errors import FootFixError
 from .ik_lock import REACH_SHIFT, ik_lock, reach_correction, solve_legs
 from .model import FRDMWeights, load_frdm_weights
@@ -30,6 +31,7 @@ from .sampler import DEFAULT_STEPS, SamplerConfig, sample
 
 METHODS = ("frdm", "ik_lock")
 MODES = ("auto", "grounding")
+BEATS = ("auto", "keep", "free")
 SETTLE_PASSES = 2           # IK-lock passes on a result that still slides (so a second fix is the identity)
 
 # (folder, backend, device) -> (loaded weights, notes): how fix_feet loads weights given as a folder
@@ -148,7 +150,8 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
              cancel: threading.Event | None = None, fps: float | None = None, steps: int = DEFAULT_STEPS, seed: int = 0,
              sampler: SamplerConfig | None = None, has_toes: bool | None = None,
              backend: str = "auto", contacts: np.ndarray | None = None,
-             orientation: str = "check", load_weights: WeightLoader | None = None) -> FootFixResult:
+             orientation: str = "check", load_weights: WeightLoader | None = None,
+             beats: str = "auto") -> FootFixResult:
     """Repair foot skating on one clip; the upper body keeps its pose relative to the root exactly.
 
     joints_or_clip: a :class:`io.BodyClip` (from ``load_body_clip``; toes synthesised for the rig are
@@ -167,6 +170,10 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
     markers an animator edited); the ankle/toe split inside them is still detected. orientation: "check"
     refuses an upside-down, lying or Z-up-read-as-Y-up clip (:func:`io.orientation.check_orientation`) and
     notes a partly inverted one; "ignore" skips the check.
+    beats: "keep" fades the fix out around any kinetic beat (minimum of the joints' mean speed) it would move,
+    so the result has exactly the input's beats and the Beat Align Score does not change (a generated dance,
+    a take: :func:`beats.keep_beats`); "free" lets the repair move them (a capture, whose slides and jitter
+    make minima of their own); "auto": "free" for a loaded capture (a BodyClip), "keep" for joints.
 
     Only planted feet that slide are changed (:func:`measure_slides`): the root moves by the integrated slide
     of the planted feet only, so the travel between plants stays the performer's; contacts that do not slide
@@ -190,6 +197,9 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
     has_toes = clip_has_toes if has_toes is None else bool(has_toes)
     t_len = joints.shape[0]
     overrides = [ContactOverride.parse(o) for o in (overrides or ())]
+    if beats not in BEATS:
+        raise FootFixError(f"beats must be one of {', '.join(BEATS)}, got '{beats}'")
+    keep_motion_beats = beats == "keep" or (beats == "auto" and not hasattr(joints_or_clip, "mapping"))
     if orientation not in ("check", "ignore"):
         raise FootFixError(f"orientation must be 'check' or 'ignore', got '{orientation}'")
     orient = None
@@ -209,6 +219,7 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
         used = "ik_lock"
         notes.append("no FRDM weights were given: fixed with the analytic IK lock instead")
     report = {"requested_method": method, "method": used, "mode": mode, "strength": float(strength),
+              "beats": "keep" if keep_motion_beats else "free",
               "frames": int(t_len), "fps": fps}
 
     def finish(out, contacts, floor, timings):
@@ -279,6 +290,8 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
                 break
             # the root stays where the fix put it (the settling moves the legs only)
             out, _ = ik_lock(out, again, mode, strength, has_toes, slides=more, reach_shift=0.0)
+        if keep_motion_beats:
+            out, report["beats_protected"] = keep_beats(joints, out)
         before, after = clip_metrics(joints, floor)["fsr"], clip_metrics(out, floor)["fsr"]
         if before is not None and after is not None and after["mean"] > before["mean"] + 1e-9:
             notes.append(f"the {used.replace('_', ' ')} fix would have raised FSR ({100 * before['mean']:.1f} % -> "

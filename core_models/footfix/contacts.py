@@ -214,6 +214,8 @@ SLIDE_MIN_SPEED = 0.0025    # m/frame (7.5 cm/s): a slower local slide is the pe
 DRIFT_MAX_SPEED = 0.024    # m/frame: both feet sliding alike up to this speed is the whole body drifting
 SLIDE_WINDOW = 25           # frames each side: the slide of a frame is the median over its neighbourhood
 SLIDE_TOLERANCE = 0.02      # m: a contact whose still point wanders less than this does not slide
+DRIFT_ALIKE = 0.25          # both feet slide alike: their slides differ by at most this share of their mean
+MIN_DRIFT_EVIDENCE = 3      # frames of both feet sliding alike within the window before the body counts as drifting
 
 
 @dataclass
@@ -251,9 +253,11 @@ def measure_slides(joints: np.ndarray, info: ContactInfo, fps: float = MOTION_FP
                    has_toes: bool = True) -> SlideInfo:
     """How the planted feet of ``joints`` (T, 22, 3) slide, with the contacts of ``info``.
 
-    The drift (the planted feet sliding the same way over a stretch) is the median slide of the planted
-    frames within SLIDE_WINDOW frames, kept only where it is faster than SLIDE_MIN_SPEED and only on frames
-    where a foot is planted; its integral, negated, is the root shift. A foot is planted when it is in contact
+    The drift (the whole body sliding) is the median common slide of the frames within SLIDE_WINDOW frames
+    where both feet are planted and slide alike (at least MIN_DRIFT_EVIDENCE of them), kept only where it is
+    faster than SLIDE_MIN_SPEED and only on frames where a foot is planted; its integral, negated, is the
+    root shift. A foot sliding on its own is that foot's slide: its leg is repaired, the root keeps the
+    performer's path (on skated held-out clips this keeps the hips within a few cm of the clean original). A foot is planted when it is in contact
     and its still point is slower than a step (SLIDE_MAX_SPEED), or when both feet are in contact and slide
     alike up to DRIFT_MAX_SPEED (the whole body drifting). So the root moves only by
     the integrated slide of the planted feet, and between plants (airborne frames, steps) it keeps the
@@ -277,12 +281,18 @@ def measure_slides(joints: np.ndarray, info: ContactInfo, fps: float = MOTION_FP
     # both feet in contact and sliding alike faster than a step: the whole body drifts (a step moves one foot)
     contact = info.joint_contacts[:-1].reshape(-1, 2, 2).any(-1) & info.joint_contacts[1:].reshape(-1, 2, 2).any(-1)
     speed = np.linalg.norm(velocity.mean(1), axis=-1)
-    alike = np.linalg.norm(velocity[:, 0] - velocity[:, 1], axis=-1) <= 0.25 * speed
-    planted |= (contact.all(-1) & alike & (speed < DRIFT_MAX_SPEED))[:, None]
+    alike = np.linalg.norm(velocity[:, 0] - velocity[:, 1], axis=-1) <= DRIFT_ALIKE * speed
+    common = contact.all(-1) & alike & (speed < DRIFT_MAX_SPEED)
+    planted |= common[:, None]
+    # the body drifts only where both planted feet say so: one planted foot sliding alone may be that foot's
+    # own slide (its leg is repaired, the root stays) as much as a drift, so it only counts as drift when
+    # the both-feet evidence around it agrees
     drift = np.zeros((t_len - 1, 2))
     for i in np.nonzero(planted.any(-1))[0]:
         a, b = max(0, i - SLIDE_WINDOW), min(t_len - 1, i + SLIDE_WINDOW + 1)
-        m = np.median(velocity[a:b][planted[a:b]], axis=0)
+        if common[a:b].sum() < MIN_DRIFT_EVIDENCE:
+            continue
+        m = np.median(velocity[a:b][common[a:b]].mean(1), axis=0)
         if np.linalg.norm(m) > SLIDE_MIN_SPEED:
             drift[i] = m
     root_shift = np.zeros((t_len, 3))

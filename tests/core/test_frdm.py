@@ -96,7 +96,7 @@ def test_ik_lock_reduces_skating_and_keeps_the_upper_body():
     clean = standing_clip(150)
     skated, _ = add_skating(clean, SkatingParams(seed=3))
     before = metrics.foot_skating_ratio(skated)["mean"]
-    result = footfix.fix_feet(skated, method="ik_lock")
+    result = footfix.fix_feet(skated, method="ik_lock", beats="free")      # a capture: its beats may move
     after = metrics.foot_skating_ratio(result.joints)["mean"]
     assert before > 0.3 and after < 0.05, (before, after)
     assert result.report["fsr_before"]["mean"] > result.report["fsr_after"]["mean"]
@@ -109,7 +109,7 @@ def test_ik_lock_reduces_skating_and_keeps_the_upper_body():
         np.testing.assert_allclose(np.linalg.norm(result.joints[:, a] - result.joints[:, b], axis=-1),
                                    np.median(np.linalg.norm(skated[:, a] - skated[:, b], axis=-1)), atol=1e-6)
     # grounding keeps horizontal slides (the planted feet still move sideways) but removes float/penetration
-    ground = footfix.fix_feet(skated, method="ik_lock", mode="grounding")
+    ground = footfix.fix_feet(skated, method="ik_lock", mode="grounding", beats="free")
     assert metrics.foot_skating_ratio(ground.joints)["mean"] > after
     assert np.abs(ground.joints[:, 10, 1] - ground.joints[0, 10, 1]).max() < np.abs(skated[:, 10, 1] - skated[0, 10, 1]).max()
     # strength 0 changes nothing
@@ -316,7 +316,7 @@ def test_only_the_sliding_foot_moves_and_the_travel_is_kept():
     assert slides.sliding[65:100, 0].all() and not slides.sliding[:, 1].any()
     shipped = footfix.load_frdm_weights(REPO / "core_models" / "assets" / "frdm", "cpu")
     for kw in ({"method": "ik_lock"}, {"method": "frdm", "weights": shipped, "steps": 10}):
-        result = footfix.fix_feet(slid, **kw)
+        result = footfix.fix_feet(slid, beats="free", **kw)
         assert result.report["unchanged"] is False, result.notes
         # the root moves by at most the slide, the travel is kept, the right foot is untouched
         assert np.linalg.norm(result.root_offset, axis=-1).max() <= 0.05 + 1e-9
@@ -328,6 +328,33 @@ def test_only_the_sliding_foot_moves_and_the_travel_is_kept():
         assert np.abs(result.joints[:, [8, 11]] - slid[:, [8, 11]]).max() < 0.02, kw
         # the slide is gone: the left foot's still point stays within a centimetre during its plant
         assert np.ptp(result.joints[65:100, 7, 0]) < 0.01, kw
+
+
+def test_a_generated_dance_keeps_its_beat_frames_and_a_capture_is_repaired():
+    """Joints (a generated dance, a take) keep their kinetic beats exactly, so the Beat Align Score does not
+    change; a capture (beats="free", what a loaded BodyClip gets) may have them moved by the repair."""
+    from core_models.footfix.beats import blend_fix
+
+    dance = _walking()
+    slid = dance.copy()
+    ramp = np.clip((np.arange(len(dance)) - 60) / 47.0, 0.0, 1.0) * (np.arange(len(dance)) < 108)
+    slid[:, [7, 10], 0] += (0.05 * ramp)[:, None]             # the left foot slides 5 cm in its plant
+    music = np.arange(5, len(dance) - 5, 15)
+    for method in ("ik_lock",):
+        kept = footfix.fix_feet(slid, method=method)
+        assert kept.report["beats"] == "keep"
+        assert np.array_equal(metrics.motion_beats(kept.joints), metrics.motion_beats(slid))
+        assert metrics.beat_align_score(kept.joints, music) == metrics.beat_align_score(slid, music)
+        assert kept.report["fsr_after"]["mean"] <= kept.report["fsr_before"]["mean"]
+        free = footfix.fix_feet(slid, method=method, beats="free")
+        assert free.report["beats"] == "free"
+        assert free.report["fsr_after"]["mean"] <= kept.report["fsr_after"]["mean"]
+    # a zero weight leaves every joint as in the input; a full weight is the fix itself
+    fixed = footfix.fix_feet(slid, method="ik_lock", beats="free").joints
+    assert np.allclose(blend_fix(slid, fixed, np.zeros(len(slid))), slid, rtol=0, atol=1e-12)
+    assert np.allclose(blend_fix(slid, fixed, np.ones(len(slid))), fixed)
+    with pytest.raises(footfix.FootFixError, match="beats"):
+        footfix.fix_feet(slid, beats="sometimes")
 
 
 def test_a_second_pass_is_nearly_the_identity():
