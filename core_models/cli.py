@@ -374,7 +374,7 @@ def _cmd_fix_feet(args) -> int:
         result = fix_feet(clip, method=args.method, mode=args.mode, overrides=overrides, strength=args.strength,
                           weights=weights, device=args.device, steps=args.steps or DEFAULT_STEPS,
                           seed=args.seed, backend=args.backend, load_weights=load_frdm,
-                          orientation="ignore" if args.no_orientation_check else "check")
+                          orientation="ignore" if args.no_orientation_check else "check", beats=args.beats)
         report = dict(result.report, input=str(src), output=str(out), rig_profile=clip.mapping.profile)
         rig_notes: list[str] = []
         if src.suffix.lower() == ".bvh":
@@ -507,6 +507,9 @@ def main(argv=None) -> int:
     p.add_argument("--unit", default="auto", help="source unit: auto, m, cm, mm, in or a scale factor")
     p.add_argument("--mapping", help="JSON file of canonical->source bone names")
     p.add_argument("--up", choices=["y", "z"], default="y", help="the source's up axis (z: a Z-up file)")
+    p.add_argument("--beats", choices=["auto", "keep", "free"], default="auto",
+                   help="keep: the fix does not move the motion's beats (a generated dance); free: it may (capture); "
+                        "auto: free for a motion file")
     p.add_argument("--no-orientation-check", action="store_true",
                    help="fix even a clip that looks upside down or lying (floor work)")
     p.set_defaults(func=_cmd_fix_feet)

@@ -86,3 +86,20 @@ def test_demo_runs_end_to_end(tmp_path):
     assert report["features_round_trip_max_error_m"] < 1e-9 and report["ik_fk_max_error_m"] < 1e-9
     assert Path(report["exported_bvh"]).is_file()
     assert np.isfinite(report["clip"]["fsr"])
+
+
+def test_fix_feet_keeps_the_beats_of_a_generated_dance(tmp_path):
+    """--beats keep: a generated dance fixed through the CLI has the same kinetic beat frames as before."""
+    from core_models.cli import main
+    from core_models.io import load_body_clip
+    from core_models.metrics import motion_beats
+    from generation_fixture import write_drum_track
+
+    music = write_drum_track(tmp_path / "drums.wav", 12.0)
+    dance, fixed = tmp_path / "dance.bvh", tmp_path / "fixed.bvh"
+    assert main(["generate", "--music", str(music), "--out", str(dance), "--quiet"]) == 0
+    assert main(["fix-feet", str(dance), "--out", str(fixed), "--method", "ik_lock", "--beats", "keep",
+                 "--report", str(tmp_path / "r.json")]) == 0
+    before, after = load_body_clip(dance).joints, load_body_clip(fixed).joints
+    np.testing.assert_array_equal(motion_beats(before), motion_beats(after))
+    assert json.loads((tmp_path / "r.json").read_text())["beats"] == "keep"
