@@ -59,7 +59,7 @@ def _weights_of(take, given):
 
 
 def run(args) -> int:
-    from .constraints import follow_path, hold_key_pose, key_error
+    from .constraints import follow_path, hold_key_pose, key_error, key_for_body
     from .frames import mean_yaw
     from .phrases import repeat_phrase
 
@@ -85,9 +85,11 @@ def run(args) -> int:
             if not 0 <= frame < other.num_frames:
                 raise EditError(f"--key: frame {frame} is outside '{args.key.rsplit(':', 1)[0]}' (frames 0-"
                                 f"{other.num_frames - 1})")
-            new, report = hold_key_pose(take, target, other.rotations[frame], source=args.key)
+            key, body_difference = key_for_body(take, other, frame, target)
+            new, report = hold_key_pose(take, target, key, source=args.key)
             report["key_error_m"] = key_error(new, target, other.joints()[frame],
                                               mean_yaw(other.rotations[frame:frame + 1, 0]))
+            report["key_reach_difference_m"] = body_difference
             report["range_frames"] = report["window_frames"]
         elif args.path:
             try:

@@ -18,6 +18,7 @@ from .seams import carry_offset, smoothstep
 from .take import BODY_JOINTS, EditError, Take
 
 KEY_WINDOW_S = 0.6
+KEY_STIFFNESS_M = 0.01         # a key's rotation offsets cost 1 cm per radian: reach the pose, do not twist
 PATH_SWAY_LIMIT_M = 0.06       # the root's quick motion kept within this distance of the curve
 PATH_TOLERANCE_M = 0.14        # ... and the re-planted root within this one
 REPLANT_STRENGTHS = (1.0, 0.75, 0.5, 0.35, 0.25, 0.15)
@@ -32,11 +33,39 @@ def key_error(take: Take, frame: int, key_joints: np.ndarray, key_yaw: float) ->
     return float(np.linalg.norm(ours - theirs, axis=-1).max())
 
 
+def reach_pose(skeleton, rotations: np.ndarray, target: np.ndarray, stiffness: float = KEY_STIFFNESS_M) -> np.ndarray:
+    """(J, 4) ``rotations`` of one pose adjusted so its joints, pelvis-relative and facing +Z, come as close
+    as the skeleton's bones allow to ``target`` ((J, 3), the same frame): least squares over a rotation
+    offset per joint, each offset costing ``stiffness`` metres per radian so the pose changes no more than
+    it must (a bone longer than the target's bends its joint instead of overshooting)."""
+    from scipy.optimize import least_squares
+
+    from ..kinematics import forward_kinematics
+    from ..rotations import axis_angle_to_quat, quat_mul
+
+    base = np.asarray(rotations, np.float64)
+    count = base.shape[0]
+    origin = np.zeros(3)
+
+    def pose(delta: np.ndarray) -> np.ndarray:
+        return quat_mul(base, axis_angle_to_quat(delta.reshape(count, 3)))
+
+    def residual(delta: np.ndarray) -> np.ndarray:
+        q = pose(delta)
+        joints = forward_kinematics(q[None], origin[None], skeleton)
+        ours = dancer_frame_joints(joints, facing_yaw(q[None, 0]))[0]
+        return np.concatenate([(ours - target).ravel(), stiffness * delta])
+
+    fit = least_squares(residual, np.zeros(count * 3), method="lm", max_nfev=4000)
+    return pose(fit.x)
+
+
 def key_from_joints(take: Take, joints: np.ndarray, frame: int, at: int) -> np.ndarray:
     """(J, 4) key rotations on the take's skeleton for the pose at ``frame`` of a clip given as joints
-    ((T, 22, 3), e.g. a library clip): solved by IK on a few frames around it (one frame alone gives the solver
-    no motion to keep its twists steady); the joints the clip lacks (hands, face) keep the take's pose at take
-    frame ``at``."""
+    ((T, 22, 3), e.g. a library clip or a take with another body): solved by IK on a few frames around it
+    (one frame alone gives the solver no motion to keep its twists steady), then reached for joint by joint
+    (:func:`reach_pose`: the clip's bones are not the take's); the joints the clip lacks (hands, face) keep
+    the take's pose at take frame ``at``."""
     from ..io.motion_file import body_motion_from_joints
     from ..kinematics import project_to_skeleton
 
@@ -48,8 +77,35 @@ def key_from_joints(take: Take, joints: np.ndarray, frame: int, at: int) -> np.n
     body = body_motion_from_joints(project_to_skeleton(joints[lo:hi, :BODY_JOINTS], skeleton), take.fps,
                                    skeleton=skeleton)
     key = take.rotations[min(max(at, 0), take.num_frames - 1)].copy()
-    key[:BODY_JOINTS] = body.rotations[frame - lo]
+    target = dancer_frame_joints(joints[frame:frame + 1, :BODY_JOINTS], facing_yaw(body.rotations[frame - lo:frame - lo + 1, 0]))[0]
+    key[:BODY_JOINTS] = reach_pose(skeleton, body.rotations[frame - lo], target)
     return key
+
+
+def chain_lengths(skeleton) -> np.ndarray:
+    """(J,) the length of bone from the pelvis to each joint along the hierarchy (m)."""
+    bones = np.linalg.norm(skeleton.offsets, axis=-1)
+    reach = np.zeros(skeleton.num_joints)
+    for j, p in enumerate(skeleton.parents):
+        if p >= 0:
+            reach[j] = reach[p] + bones[j]
+    return reach
+
+
+def key_for_body(take: Take, other: Take, frame: int, at: int) -> tuple[np.ndarray, float]:
+    """The key rotations for take frame ``at`` from ``other``'s pose at ``frame``, and the largest difference
+    in reach (:func:`chain_lengths`, m) between the two bodies. The same body takes the rotations as they are; another body
+    (takes generated apart fit their own skeletons) gets the pose reached joint by joint on the take's bones
+    (:func:`key_from_joints`), its hands and face as ``other`` holds them. What stays of the key error is
+    then about the bodies' difference: legs 3 cm shorter cannot put the ankle where the longer legs had it
+    when they were straight."""
+    ours, theirs = take.skeleton.subset(BODY_JOINTS), other.skeleton.subset(BODY_JOINTS)
+    difference = float(np.abs(chain_lengths(ours) - chain_lengths(theirs)).max())
+    if difference < 1e-6:
+        return other.rotations[frame].copy(), difference
+    key = key_from_joints(take, other.joints(), frame, at)
+    key[BODY_JOINTS:] = other.rotations[frame, BODY_JOINTS:]
+    return key, difference
 
 
 def hold_key_pose(take: Take, frame: int, key_rotations: np.ndarray, window_s: float = KEY_WINDOW_S,

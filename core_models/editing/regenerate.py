@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Regenerate a range of a take: everything outside stays, the inside is sampled anew.
 
-The range is snapped to the music's bars (beats without a meter). The take's tokens before it are the
+The range is snapped to the music's bars (beats without a meter), and each end may then move a few frames
+to where the take moves calmly (a seam inside a spin cannot be blended smoothly). The take's tokens before it are the
 prefix, so the new motion goes on from what came before; several candidates are sampled, and the one whose
 end best matches the take's motion after the range (and that comes closest to any key poses inside it) is
 kept. Its root is bent to run into the frame after the range (:func:`.seams.close_gap`) and both ends are
@@ -26,7 +27,7 @@ from ..windows import FRAMES_PER_LATENT, TOKENS_PER_LATENT, music_frames_per_tok
 from .constraints import hold_key_pose, key_error
 from .frames import dancer_frame_joints, facing_yaw, mean_yaw, rotate_about_y
 from .music_structure import grid_from_rhythm, music_grid, snap_range
-from .seams import close_gap, frame_jerk, margin_frames, seam_report, splice
+from .seams import SEAM_REACH_S, calm_seam, close_gap, frame_jerk, frame_speed, margin_frames, seam_report, splice
 from .take import BODY_JOINTS, EditError, Take
 
 CANDIDATES = 4
@@ -160,6 +161,18 @@ def decode_candidate(ws, take: Take, latents: np.ndarray, first: int, last: int,
     return rotations, body.root_translation
 
 
+def _calm_seams(take_speed: np.ndarray, start: int, end: int, unit: str, take: Take) -> tuple[int, int, str]:
+    """The snapped range with each inner end moved (at most :data:`.seams.SEAM_REACH_S`) to where the take
+    moves calmly, keeping at least one second of range."""
+    reach = int(round(SEAM_REACH_S * take.fps))
+    keep = int(take.fps)
+    if start > 0:
+        start = calm_seam(take_speed, start, reach, 1, max(1, end - keep))
+    if end < take.num_frames:
+        end = calm_seam(take_speed, end, reach, min(start + keep, take.num_frames - 1), take.num_frames - 1)
+    return start, end, unit
+
+
 def end_mismatch(take: Take, take_joints: np.ndarray, rotations: np.ndarray, root: np.ndarray, end: int) -> float:
     """How far a candidate's last pose is from the take's pose after the range (pelvis-relative, facing +Z;
     mean joint distance in metres, plus the difference in velocity over a frame)."""
@@ -181,7 +194,8 @@ def regenerate_range(take: Take, music, start_s: float, end_s: float, weights, *
                      candidates: int = CANDIDATES,
                      backend: str = "auto", device: str = "cpu", cancel=None) -> tuple[Take, dict]:
     """A new take with the range [start_s, end_s) (seconds in the song, snapped to bars or beats)
-    regenerated; the report has ``range_frames`` (the snapped range), the candidates' end mismatches, the
+    regenerated; the report has ``range_frames`` (the range replaced: the snapped one, ``snapped_frames``, with
+    each end moved at most 0.2 s to where the take moves calmly), the candidates' end mismatches, the
     seam measures and the key errors. ``references``: "auto" (retrieved from ``library``) or pinned clip names
     of it, as Generate takes them."""
     from ..sampling import SamplingConfig
@@ -200,18 +214,24 @@ def regenerate_range(take: Take, music, start_s: float, end_s: float, weights, *
                                                  float(span[1]))
     grid = (grid_from_rhythm(raw, cut, sr) if ws.music_frontend == "rhythm" else
             music_grid(samples, sr, span[0], span[1], key=song))
-    start, end, unit = snap_range(grid, take.frame_of(start_s), take.frame_of(end_s), take.num_frames)
+    snapped = snap_range(grid, take.frame_of(start_s), take.frame_of(end_s), take.num_frames)
+    take_joints = take.joints()
+    take_jerk = frame_jerk(take_joints, take.fps)
+    start, end, unit = _calm_seams(frame_speed(take_joints, take.fps), *snapped, take)
     for k in keys:
         if not 0 <= k.frame < take.num_frames:
             raise EditError(f"the key pose at frame {k.frame} is outside the take (frames 0-{take.num_frames - 1})")
     notes: list[str] = []
+    if (start, end) != snapped[:2]:
+        notes.append(f"the range's ends moved from the {unit[:-1]} lines (frames {snapped[0]}-{snapped[1]}) to frames "
+                     f"{start}-{end}, where the take moves more calmly (at most {SEAM_REACH_S:.1f} s): a seam in the "
+                     "middle of a fast move joins abruptly")
     provider = _provider(ws, take, library, references, query, notes)
     sampling = sampling or SamplingConfig(**take.params.get("sampling", {}))
     first, last = start // FRAMES_PER_LATENT, min(take.tokens.shape[0], -(-end // FRAMES_PER_LATENT))
-    take_joints = take.joints()
     margin = margin_frames(end - start, take.fps)
     lo, hi = max(0, start - margin - int(take.fps)), min(take.num_frames, end + margin + int(take.fps))
-    jerk_p99 = float(np.percentile(frame_jerk(take_joints, take.fps), 99))
+    jerk_p99 = float(np.percentile(take_jerk, 99))
     t1 = time.perf_counter()
     base_seed = take.seed + 1 if seed is None else int(seed)
     scored = []
@@ -250,7 +270,7 @@ def regenerate_range(take: Take, music, start_s: float, end_s: float, weights, *
         notes.append(f"the smoothest of {len(scored)} candidates still joins the take {seams['seam_jerk_ratio']:.1f}x "
                      "more abruptly than the take's own quickest moves (the dance after the range starts far from "
                      "anything sampled): try another seed, or end the range a bar earlier or later")
-    report = {"range_frames": [int(start), int(end)],
+    report = {"range_frames": [int(start), int(end)], "snapped_frames": [int(snapped[0]), int(snapped[1])],
               "range_s": [span[0] + start / take.fps, span[0] + end / take.fps], "snapped_to": unit,
               "meter": grid.meter, "candidates": [{"seed": int(base_seed + c), "score": float(s)}
                                                   for s, c, *_ in scored],

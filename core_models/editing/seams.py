@@ -16,6 +16,7 @@ from ..rotations import (axis_angle_to_quat, quat_conjugate, quat_fix_continuity
 DEFAULT_MARGIN_S = 0.5
 MAX_MARGIN_S = 0.5
 MAX_SLOPE_RAD = 0.2            # per frame: a velocity correction beyond it would be a new motion, not a blend
+SEAM_REACH_S = 0.2             # a seam may move this far from its bar line to a calmer frame of the take
 
 
 def smoothstep(x: np.ndarray) -> np.ndarray:
@@ -140,6 +141,27 @@ def frame_jerk(joints: np.ndarray, fps: float) -> np.ndarray:
     """(T,) jerk per frame (m/s^3, mean over the joints; frames at the ends padded with their neighbours)."""
     j = np.linalg.norm(np.diff(joints, 3, axis=0), axis=-1).mean(axis=-1) * fps ** 3
     return np.concatenate([[j[0]], j, [j[-1]] * 2]) if j.size else np.zeros(joints.shape[0])
+
+
+def frame_speed(joints: np.ndarray, fps: float) -> np.ndarray:
+    """(T,) mean joint speed per frame (m/s; the last frame repeats the one before)."""
+    v = np.linalg.norm(np.diff(joints, axis=0), axis=-1).mean(axis=-1) * fps
+    return np.concatenate([v, v[-1:]]) if v.size else np.zeros(joints.shape[0])
+
+
+def calm_seam(speed: np.ndarray, frame: int, reach: int, lo: int, hi: int) -> int:
+    """The frame within ``reach`` of ``frame`` (and inside [lo, hi]) where the take moves most calmly: the
+    lowest peak of its per-frame ``speed`` over the frame and two on either side, ties to the nearest.
+
+    A seam in the middle of one of the take's fastest moves (a spin, a flip) cannot match its speed: the
+    blend then stops it abruptly, a jerk spike. A few frames away the same seam is smooth."""
+    best, best_cost = int(frame), np.inf
+    for f in range(max(lo, frame - reach), min(hi, frame + reach) + 1):
+        peak = float(speed[max(0, f - 2):f + 3].max())
+        cost = peak * (1.0 + 0.02 * abs(f - frame))
+        if cost < best_cost:
+            best, best_cost = f, cost
+    return best
 
 
 def seam_report(before: np.ndarray, after: np.ndarray, seams: list[int], margin: int, fps: float,

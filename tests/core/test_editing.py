@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from core_models.editing import EditError, Take, load_take, save_take
-from core_models.editing.constraints import distance_to_polyline, follow_path, hold_key_pose, key_error
+from core_models.editing.constraints import distance_to_polyline, follow_path, hold_key_pose, key_error, key_for_body
 from core_models.editing.frames import dancer_frame_joints, facing_yaw
 from core_models.editing.music_structure import find_meter, music_grid, snap_range, suggest_repeats
 from core_models.editing.phrases import mirror_joints, repeat_phrase
@@ -92,6 +92,27 @@ def test_key_pose_from_another_take(take, other):
     np.testing.assert_array_equal(new.joints()[hi:], take.joints()[hi:])
     with pytest.raises(EditError, match="outside the take"):
         hold_key_pose(take, take.num_frames + 5, other.rotations[0])
+
+
+def test_key_pose_from_a_dancer_with_other_bones(take, other):
+    """Takes generated apart fit their own skeletons: the key is reached on the take's bones, not copied."""
+    from dataclasses import replace
+
+    offsets = other.skeleton.offsets.copy()
+    legs = [other.skeleton.index(n) for n in ("left_knee", "right_knee", "left_ankle", "right_ankle")]
+    offsets[legs] *= 1.06
+    longer = replace(other, skeleton=other.skeleton.with_offsets(offsets))
+    frame, key_frame = 250, 200
+    yaw = facing_yaw(longer.rotations[key_frame:key_frame + 1, 0])[0]
+    copied, _ = hold_key_pose(take, frame, longer.rotations[key_frame])
+    key, difference = key_for_body(take, longer, key_frame, frame)
+    reached, _ = hold_key_pose(take, frame, key)
+    err = key_error(reached, frame, longer.joints()[key_frame], yaw)
+    assert difference > 0.04
+    assert err <= difference + 0.005, (err, difference)
+    assert err < key_error(copied, frame, longer.joints()[key_frame], yaw) - 0.005
+    same, none = key_for_body(take, take, 100, frame)
+    assert none == 0.0 and np.array_equal(same, take.rotations[100])
 
 
 def test_follow_path(take):
