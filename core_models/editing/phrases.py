@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..skeleton import mirror_index
-from .frames import mean_yaw, rotate_about_y, turn_root
-from .seams import close_gap, margin_frames, splice
-from .take import EditError, Take
+from .frames import dancer_frame_joints, facing_yaw, mean_yaw, rotate_about_y, turn_root
+from .seams import close_gap, margin_frames, seam_report, splice
+from .take import BODY_JOINTS, EditError, Take
 
 FACING_FRAMES = 8          # frames whose mean facing defines the phrase's direction
 
@@ -76,7 +76,20 @@ def repeat_phrase(take: Take, start: int, end: int, at: int, mirror: bool = Fals
     margin = margin_frames(n, take.fps) if margin_s is None else margin_frames(n, take.fps, margin_s)
     new_rot, new_root = splice(take.rotations, take.root, rot, root, at, margin)
     edit = {"edit": "repeat", "from_frames": [int(start), int(end)], "at_frame": int(at), "mirror": bool(mirror)}
+    new = take.with_motion(new_rot, new_root, edit)
     report = {"range_frames": [int(at), int(at + n)], "source_frames": [int(start), int(end)],
               "mirror": bool(mirror), "margin_frames": int(margin),
-              **closing}
-    return take.with_motion(new_rot, new_root, edit), report
+              "copy_error_m": copy_error(take, new, start, at, n, margin, mirror), **closing,
+              "seams": seam_report(take.joints(), new.joints(), [at, at + n], margin, take.fps)}
+    return new, report
+
+
+def copy_error(take: Take, new: Take, start: int, at: int, n: int, margin: int, mirror: bool) -> float:
+    """Largest distance (m) between the copy in ``new`` and the phrase it copies (mirrored when it was), both
+    pelvis-relative and facing +Z, away from the blended margins."""
+    src = dancer_frame_joints(take.joints()[start:start + n], facing_yaw(take.rotations[start:start + n, 0]))
+    if mirror:
+        src = mirror_joints(src, take.skeleton.names[:BODY_JOINTS])
+    copy = dancer_frame_joints(new.joints()[at:at + n], facing_yaw(new.rotations[at:at + n, 0]))
+    inner = slice(margin, n - margin) if n > 2 * margin else slice(0, n)
+    return float(np.linalg.norm(src - copy, axis=-1)[inner].max())

@@ -64,6 +64,8 @@ def test_repeat_copies_the_phrase_and_keeps_the_rest(take, mirror):
     m = report["margin_frames"]
     err = np.linalg.norm(src - copy, axis=-1)[m:-m].max()
     assert err < 0.05, err
+    assert report["copy_error_m"] == pytest.approx(err, abs=1e-9)
+    assert report["seams"]["seam_frames"] == [at, at + b - a] and report["seams"]["seam_jerk_ratio"] > 0
     if not mirror:
         assert err < 1e-6
     else:          # a mirror image really is different from the phrase
