@@ -240,6 +240,13 @@ def denormalize_features(features: np.ndarray, mean: np.ndarray, std: np.ndarray
     return np.asarray(features) * std + mean
 
 
+def smooth_over_time(features: np.ndarray, sigma_frames: float) -> np.ndarray:
+    """(T, D) features smoothed along time by a Gaussian of ``sigma_frames`` (0: returned as they are)."""
+    if sigma_frames <= 0 or features.shape[0] < 2:
+        return features
+    return gaussian_filter1d(np.asarray(features, np.float64), float(sigma_frames), axis=0, mode="nearest")
+
+
 def feature_stats(clips, min_std: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
     """Per-dimension Mean/Std over all frames of all clips (clips with NaN skipped, as the release does).
 
@@ -253,5 +260,5 @@ def feature_stats(clips, min_std: float = 1e-6) -> tuple[np.ndarray, np.ndarray]
 
 
 __all__ = ["FEATURE_DIM", "joints_to_features", "features_to_joints", "normalize_features",
-           "denormalize_features", "feature_stats", "velocity_foot_contacts", "canonicalize",
+           "denormalize_features", "smooth_over_time", "feature_stats", "velocity_foot_contacts", "canonicalize",
            "retarget_to_skeleton", "chain_ik", "chain_fk", "quat_to_matrix"]

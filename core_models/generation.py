@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .features import denormalize_features, features_to_joints
+from .features import features_to_joints
 from .motion import MOTION_FPS, Motion
 from .progress import ProgressFn, check_cancel, no_progress
 from .references import ReferenceSourceError, prefix_tokens, references_for
@@ -380,8 +380,7 @@ def generate(music, genre: str = "Popular", weights=None, *, span: Span = Span()
     progress("decode", 0, 1)
     sequence = sequence[:len(sequence) // q * q]
     local = sequence.reshape(-1, q)
-    norm = ws.decode_tokens(local)
-    features = denormalize_features(norm.astype(np.float64), ws.mean, ws.std)
+    features = ws.decode_features(local)
     if window_mode == "full":
         features = features[:motion_frames]
     timings["decode_s"] = time.perf_counter() - t

@@ -398,6 +398,20 @@ class WeightSetInfo:
     def frames_per_latent(self) -> int:
         return self.tokenizer.frames_per_latent
 
+    @property
+    def decode_smoothing_frames(self) -> float:
+        """Gaussian sigma (frames) over the decoded features; 0 (the official release, older sets) keeps the
+        decoder's output as it is. The compact tokenizer's frames tremble (jitter three times real dance's)
+        and one frame of smoothing takes that out without moving a beat."""
+        return float(self.config.get("decode_smoothing_frames", 0.0))
+
+    def decode_features(self, local: np.ndarray) -> np.ndarray:
+        """(L, Q) local ids -> (L * frames_per_latent, 264) features in their own units (float64)."""
+        from .features import denormalize_features, smooth_over_time
+
+        features = denormalize_features(np.asarray(self.decode_tokens(local), np.float64), self.mean, self.std)
+        return smooth_over_time(features, self.decode_smoothing_frames)
+
 
 @dataclass
 class WeightSet(WeightSetInfo):

@@ -23,6 +23,8 @@ PATH_SWAY_LIMIT_M = 0.06       # the root's quick motion kept within this distan
 PATH_TOLERANCE_M = 0.14        # ... and the re-planted root within this one
 REPLANT_STRENGTHS = (1.0, 0.75, 0.5, 0.35, 0.25, 0.15)
 PATH_SMOOTH_S = 1.0            # time scale separating the root's slow path from steps and sways
+PATH_DRIFT_MAX_SPEED = 0.024   # m/frame: the warp moves the whole body on purpose, planted feet and all, so
+                               # the foot fix takes their common slide as drift up to this speed (0.72 m/s)
 
 
 def key_error(take: Take, frame: int, key_joints: np.ndarray, key_yaw: float) -> float:
@@ -164,7 +166,7 @@ def replant_feet(joints: np.ndarray, original: np.ndarray, path: np.ndarray, fps
     best = None
     for strength in REPLANT_STRENGTHS:
         fixed = fix_feet(joints, method="ik_lock", contacts=contacts, fps=fps, orientation="ignore",
-                         strength=strength)
+                         strength=strength, drift_max_speed=PATH_DRIFT_MAX_SPEED)
         if fixed.report.get("unchanged"):
             continue
         off_path = distance_to_polyline(fixed.joints[:, 0, [0, 2]], path).max()

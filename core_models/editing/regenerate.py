@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..features import denormalize_features, features_to_joints
+from ..features import features_to_joints
 from ..windows import FRAMES_PER_LATENT, TOKENS_PER_LATENT, music_frames_per_token
 from .constraints import hold_key_pose, key_error
 from .frames import dancer_frame_joints, facing_yaw, mean_yaw, rotate_about_y
@@ -143,7 +143,7 @@ def decode_candidate(ws, take: Take, latents: np.ndarray, first: int, last: int,
 
     lo, hi = max(0, first - CONTEXT_LATENTS), min(take.tokens.shape[0], last + CONTEXT_LATENTS)
     local = np.concatenate([take.tokens[lo:first], latents, take.tokens[last:hi]])
-    joints = features_to_joints(denormalize_features(ws.decode_tokens(local).astype(np.float64), ws.mean, ws.std))
+    joints = features_to_joints(ws.decode_features(local))
     offset = lo * FRAMES_PER_LATENT
     before = np.arange(offset, start)
     anchor = before if before.size >= 4 else np.arange(end, min(end + 16, take.num_frames, offset + joints.shape[0]))

@@ -20,11 +20,11 @@ from scipy.ndimage import gaussian_filter1d
 from ..motion import MOTION_FPS
 from ..progress import ProgressFn, check_cancel, no_progress
 from ..skeleton import LEG_JOINTS, NUM_BODY_JOINTS
-from .contacts import (BLEND_FRAMES, SLIDE_TOLERANCE, V_TH_REPAIR, ContactOverride, contact_intervals,
-                       detect_contacts, fade_fill, measure_slides)
+from .contacts import (BLEND_FRAMES, DRIFT_MAX_SPEED, SLIDE_TOLERANCE, V_TH_REPAIR, ContactOverride,
+                       contact_intervals, detect_contacts, fade_fill, measure_slides)
 from .beats import keep_beats
 from .errors import FootFixError
-from .ik_lock import REACH_SHIFT, ik_lock, reach_correction, solve_legs
+from .ik_lock import REACH_SHIFT, ik_lock, reach_correction, root_moved, solve_legs
 from .model import FRDMWeights, load_frdm_weights
 from .representation import FOOT_JOINTS, UPPER_BODY, features_to_world, motion_features
 from .sampler import DEFAULT_STEPS, SamplerConfig, sample
@@ -127,6 +127,18 @@ def clip_metrics(joints: np.ndarray, floor: float | None = None) -> dict:
     return out
 
 
+def first_frame_floor(joints: np.ndarray) -> float:
+    """The floor height by the metrics' frame-0 toe rule (:func:`..metrics.normalize_ground`)."""
+    from .. import metrics
+
+    return float(joints[0, 0, 1] - metrics.normalize_ground(joints[:1])[0, 0, 1])
+
+
+def fsr_before_after(before: np.ndarray, after: np.ndarray, floor: float | None):
+    """FSR of two versions of a clip, both measured above the same ``floor``."""
+    return clip_metrics(before, floor)["fsr"], clip_metrics(after, floor)["fsr"]
+
+
 def upper_body_change(before: np.ndarray, after: np.ndarray) -> float:
     """Largest change (m) of any joint other than the root, knees, ankles and toes, relative to the root."""
     keep = list(UPPER_BODY)
@@ -151,7 +163,7 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
              sampler: SamplerConfig | None = None, has_toes: bool | None = None,
              backend: str = "auto", contacts: np.ndarray | None = None,
              orientation: str = "check", load_weights: WeightLoader | None = None,
-             beats: str = "auto") -> FootFixResult:
+             beats: str = "auto", drift_max_speed: float = DRIFT_MAX_SPEED) -> FootFixResult:
     """Repair foot skating on one clip; the upper body keeps its pose relative to the root exactly.
 
     joints_or_clip: a :class:`io.BodyClip` (from ``load_body_clip``; toes synthesised for the rig are
@@ -174,6 +186,9 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
     so the result has exactly the input's beats and the Beat Align Score does not change (a generated dance,
     a take: :func:`beats.keep_beats`); "free" lets the repair move them (a capture, whose slides and jitter
     make minima of their own); "auto": "free" for a loaded capture (a BodyClip), "keep" for joints.
+    drift_max_speed: both planted feet moving alike up to this speed (m per frame at 30 fps) are the whole body
+    drifting, and the root is shifted back by it (default 0.12 m/s: a capture drifts slowly, a faster glide
+    is performed); an edit that moves the whole body on purpose (a path warp) passes more.
 
     Only planted feet that slide are changed (:func:`measure_slides`): the root moves by the integrated slide
     of the planted feet only, so the travel between plants stays the performer's; contacts that do not slide
@@ -258,7 +273,7 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
     t0 = time.perf_counter()
     info = detect_contacts(joints, fps, overrides, has_toes, v_th=V_TH_REPAIR, foot_contacts=contacts)
     notes.extend(info.notes)
-    slides = measure_slides(joints, info, fps, has_toes)
+    slides = measure_slides(joints, info, fps, has_toes, drift_max_speed)
     report["contacts_source"] = "given" if contacts is not None else "detected"
     report["slides"] = {"sliding_frames": {s: int(slides.sliding[:, i].sum()) for i, s in enumerate(("left", "right"))},
                         "root_shift_m": round(float(np.linalg.norm(slides.root_shift, axis=-1).max()), 5),
@@ -285,15 +300,19 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
         most), so that fixing the result again changes (nearly) nothing."""
         for _ in range(SETTLE_PASSES):
             again = detect_contacts(out, fps, overrides, has_toes, v_th=V_TH_REPAIR, foot_contacts=contacts)
-            more = measure_slides(out, again, fps, has_toes)
+            more = measure_slides(out, again, fps, has_toes, drift_max_speed)
             if not more.slides:
                 break
             # the root stays where the fix put it (the settling moves the legs only)
             out, _ = ik_lock(out, again, mode, strength, has_toes, slides=more, reach_shift=0.0)
         if keep_motion_beats:
             out, report["beats_protected"] = keep_beats(joints, out)
-        before, after = clip_metrics(joints, floor)["fsr"], clip_metrics(out, floor)["fsr"]
-        if before is not None and after is not None and after["mean"] > before["mean"] + 1e-9:
+        # FSR judged on the detected floor and on the input's frame-0 floor (the metrics' own rule): a floor
+        # that is not level (much CMU capture) may tell them apart, and the fix must raise neither
+        raised = [(b, a) for b, a in (fsr_before_after(joints, out, f) for f in (floor, first_frame_floor(joints)))
+                  if b is not None and a is not None and a["mean"] > b["mean"] + 1e-9]
+        if raised:
+            before, after = raised[0]
             notes.append(f"the {used.replace('_', ' ')} fix would have raised FSR ({100 * before['mean']:.1f} % -> "
                          f"{100 * after['mean']:.1f} %); returned unchanged (edit the contacts or try the other "
                          "method)")
@@ -355,7 +374,7 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
     moved = np.max([np.linalg.norm(ankle_t[s] - shifted[:, LEG_JOINTS[s][2]], axis=-1) for s in ("left", "right")], axis=0)
     root_new = root_new + reach_correction(joints, root_new, ankle_t, active, reach=0.99,
                                            limit=np.minimum(moved, REACH_SHIFT))
-    changed = active | (np.abs(root_new - joints[:, 0]).max(-1) > 0)[:, None]
+    changed = active | root_moved(root_new - joints[:, 0])[:, None]
     out = solve_legs(joints, root_new, pole, ankle_t, toe_t if has_toes else None, changed)
     timings["legs"] = time.perf_counter() - t0
     progress("legs", 1, 1)

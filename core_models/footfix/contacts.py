@@ -211,7 +211,7 @@ def plant_weight(heights: np.ndarray) -> np.ndarray:
 SLIDE_SMOOTH = 2.0          # frames: Gaussian smoothing of the foot positions before velocities are taken
 SLIDE_MAX_SPEED = 0.008     # m/frame at 30 fps (0.24 m/s): a low foot moving faster steps or glides on purpose
 SLIDE_MIN_SPEED = 0.0025    # m/frame (7.5 cm/s): a slower local slide is the performer's weight shift or noise
-DRIFT_MAX_SPEED = 0.024    # m/frame: both feet sliding alike up to this speed is the whole body drifting
+DRIFT_MAX_SPEED = 0.004     # m/frame (0.12 m/s): a capture drifts slowly; both feet moving alike faster glide, shuffle or hop
 SLIDE_WINDOW = 25           # frames each side: the slide of a frame is the median over its neighbourhood
 SLIDE_TOLERANCE = 0.02      # m: a contact whose still point wanders less than this does not slide
 DRIFT_ALIKE = 0.25          # both feet slide alike: their slides differ by at most this share of their mean
@@ -250,7 +250,7 @@ def pivot_velocity(ankle_v: np.ndarray, toe_v: np.ndarray, heel: float = -0.3, t
 
 
 def measure_slides(joints: np.ndarray, info: ContactInfo, fps: float = MOTION_FPS,
-                   has_toes: bool = True) -> SlideInfo:
+                   has_toes: bool = True, drift_max_speed: float = DRIFT_MAX_SPEED) -> SlideInfo:
     """How the planted feet of ``joints`` (T, 22, 3) slide, with the contacts of ``info``.
 
     The drift (the whole body sliding) is the median common slide of the frames within SLIDE_WINDOW frames
@@ -259,7 +259,7 @@ def measure_slides(joints: np.ndarray, info: ContactInfo, fps: float = MOTION_FP
     root shift. A foot sliding on its own is that foot's slide: its leg is repaired, the root keeps the
     performer's path (on skated held-out clips this keeps the hips within a few cm of the clean original). A foot is planted when it is in contact
     and its still point is slower than a step (SLIDE_MAX_SPEED), or when both feet are in contact and slide
-    alike up to DRIFT_MAX_SPEED (the whole body drifting). So the root moves only by
+    alike up to ``drift_max_speed`` (the whole body drifting). So the root moves only by
     the integrated slide of the planted feet, and between plants (airborne frames, steps) it keeps the
     performer's path exactly. A contact interval slides when its still point, integrated over the planted
     frames, wanders more than SLIDE_TOLERANCE from where it was planted."""
@@ -282,7 +282,7 @@ def measure_slides(joints: np.ndarray, info: ContactInfo, fps: float = MOTION_FP
     contact = info.joint_contacts[:-1].reshape(-1, 2, 2).any(-1) & info.joint_contacts[1:].reshape(-1, 2, 2).any(-1)
     speed = np.linalg.norm(velocity.mean(1), axis=-1)
     alike = np.linalg.norm(velocity[:, 0] - velocity[:, 1], axis=-1) <= DRIFT_ALIKE * speed
-    common = contact.all(-1) & alike & (speed < DRIFT_MAX_SPEED)
+    common = contact.all(-1) & alike & (speed < drift_max_speed)
     planted |= common[:, None]
     # the body drifts only where both planted feet say so: one planted foot sliding alone may be that foot's
     # own slide (its leg is repaired, the root stays) as much as a drift, so it only counts as drift when

@@ -17,6 +17,7 @@ from .representation import FOOT_JOINTS
 
 POLE_PUSH = 0.1         # m the knee pole is moved forward of the knee
 REACH_SHIFT = 0.015     # m: the most the root moves to bring a pinned foot within the leg's reach
+UNMOVED_M = 1e-6        # a root shift below this is float noise (a smoothing tail): the legs keep their rotations
 
 
 def bone_lengths(joints, a, b):
@@ -121,11 +122,18 @@ def ik_lock(joints: np.ndarray, info: ContactInfo, mode: str = "auto", strength:
     moved = np.max([np.linalg.norm(corr[LEG_JOINTS[s][2]], axis=-1) for s in ("left", "right")], axis=0)
     root_corr = reach_correction(joints_in, joints[:, 0], ankle_t, active, reach, limit=np.minimum(moved, reach_shift))
     root_new = joints[:, 0] + root_corr
-    changed = active | (np.abs(root_corr + drift).max(-1) > 0)[:, None]
+    changed = active | root_moved(root_corr + drift)[:, None]
     knee_pole = {s: joints[:, LEG_JOINTS[s][1]] + root_corr for s in ("left", "right")}
     toe_t = {s: joints[:, LEG_JOINTS[s][3]] + corr[LEG_JOINTS[s][3]] for s in ("left", "right")} if has_toes else None
     out = solve_legs(joints_in, root_new, knee_pole, ankle_t, toe_t, changed)
     return out, {"root_correction": root_corr + drift, "corrections": corr}
+
+
+def root_moved(shift: np.ndarray) -> np.ndarray:
+    """(T,) frames whose root shift (T, 3) is more than :data:`UNMOVED_M`: only their legs are solved again
+    (solving a leg anew from its positions loses its twist, so a frame moved by 1e-17 m must not count; which
+    frames those are would differ between CPUs)."""
+    return np.abs(shift).max(-1) > UNMOVED_M
 
 
 def reach_correction(joints_in: np.ndarray, root: np.ndarray, ankle_target: dict, active: np.ndarray | None = None,

@@ -487,3 +487,18 @@ def test_real_clean_mocap_keeps_its_path_travel_and_fsr(tmp_path):
             assert r.report["fsr_after"]["mean"] <= r.report["fsr_before"]["mean"]
             again = footfix.fix_feet(r.joints, **kw)
             assert np.linalg.norm(again.joints[:, 0] - r.joints[:, 0], axis=-1).max() <= 0.02
+
+
+def test_a_slow_whole_body_drift_is_removed_and_a_performed_glide_kept():
+    """Both feet planted and moving alike: slowly (9 cm/s, a capture's drift) the root is shifted back by the
+    drift; faster (18 cm/s, a glide or shuffle a dancer performs) the root keeps the performer's path."""
+    t = np.arange(150) / 30.0
+    for speed, drift_removed in ((0.09, True), (0.18, False)):
+        moved = standing_clip(150) + (speed * np.clip(t - 1.0, 0.0, 3.0))[:, None, None] * np.array([1.0, 0.0, 0.0])
+        r = footfix.fix_feet(moved, method="ik_lock", beats="free")
+        shift = float(np.linalg.norm(r.root_offset, axis=-1).max())
+        if drift_removed:
+            assert shift > 0.8 * speed * 3.0, shift
+            assert r.root_offset[-1, 0] < 0          # back against the drift
+        else:
+            assert shift <= 0.015 + 1e-9, shift      # at most the legs' reach correction
