@@ -336,6 +336,73 @@ def _canonical_body_bvh(joints: np.ndarray, fps: float):
                               body.rotations, body.root_translation, 1.0 / fps)
 
 
+def _shipped_frdm_or_error(given) -> str | None:
+    """--weights, else the shipped FRDM set; None (with the error printed) when neither is there."""
+    if given:
+        return given
+    shipped = Path(__file__).resolve().parent / "assets" / "frdm"
+    if not (shipped / "config.json").is_file():
+        print(f"error: no FRDM weights: the shipped set {shipped} is missing; give --weights or use "
+              "--method ik_lock", file=sys.stderr)
+        return None
+    return str(shipped)
+
+
+def _fix_take_feet(args, src: Path, out: Path, report_path: Path | None) -> int:
+    """fix-feet on a take .npz: a new take (.npz) or its whole skeleton as BVH; the beats kept by default."""
+    from .editing import EditError, load_take, save_take
+    from .editing.feet import fix_take_feet
+    from .footfix import DEFAULT_STEPS, FootFixError
+    from .io.bvh import bvh_from_rotations, write_bvh
+    from .progress import Cancelled
+    from .runtime.backends import load_frdm
+
+    weights = _shipped_frdm_or_error(args.weights) if args.method == "frdm" else args.weights
+    if args.method == "frdm" and weights is None:
+        return 2
+    try:
+        take = load_take(src)
+        overrides = json.loads(Path(args.contacts).read_text()) if args.contacts else None
+        options = dict(method=args.method, mode=args.mode, overrides=overrides, strength=args.strength,
+                       weights=weights, device=args.device, steps=args.steps or DEFAULT_STEPS, seed=args.seed,
+                       backend=args.backend, load_weights=load_frdm,
+                       orientation="ignore" if args.no_orientation_check else "check")
+        if args.beats != "auto":
+            options["beats"] = args.beats
+        new, report = fix_take_feet(take, **options)
+        if out.suffix.lower() == ".npz":
+            save_take(new, out)
+        else:
+            sk = new.skeleton
+            write_bvh(out, bvh_from_rotations(list(sk.names), list(sk.parents), sk.offsets, new.rotations, new.root,
+                                              1.0 / new.fps))
+        report = dict(report, input=str(src), output=str(out), edits=new.edits)
+        if report_path is not None:
+            _write_json_atomic(report_path, report)
+    except (EditError, ValueError, FileNotFoundError, RuntimeError, Cancelled, FootFixError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _print_fix_summary(out, report)
+    return 0
+
+
+def _print_fix_summary(out: Path, report: dict) -> None:
+    b, a = report["fsr_before"], report["fsr_after"]
+    fsr = f"FSR {100 * b['mean']:.1f} % -> {100 * a['mean']:.1f} %" if b else "FSR n/a"
+    jit = (f", jitter {report['jitter_before']:.1f} -> {report['jitter_after']:.1f}"
+           if report["jitter_before"] is not None else "")
+    weights_note = f" (weights {report['weights']})" if report.get("weights") else ""
+    if report.get("unchanged"):
+        print(f"{out}: {report['frames']} frames, method {report['method']}{weights_note}: nothing to fix, the motion "
+              f"is written unchanged; {fsr}")
+    else:
+        print(f"{out}: {report['frames']} frames fixed with {report['method']}{weights_note} ({report['mode']}); {fsr}{jit}; "
+              f"largest root move {100 * report['max_root_displacement_m']:.1f} cm, foot move "
+              f"{100 * report['max_foot_displacement_m']:.1f} cm; upper body changed by {report['upper_body_change_m']:g} m")
+    for note in report["notes"]:
+        print(f"  note: {note}")
+
+
 def _cmd_fix_feet(args) -> int:
     """Foot fix of one motion file: the original rig's BVH with a corrected root and legs, and a report."""
     from .footfix import DEFAULT_STEPS, FootFixError, fix_feet
@@ -344,9 +411,13 @@ def _cmd_fix_feet(args) -> int:
     from .io.rig_fix import RigFixError, apply_fix_to_bvh, upper_body_channels_identical
     from .progress import Cancelled
 
+    from .editing.take import is_take_file
+
     src, out = Path(args.input), Path(args.out)
-    if out.suffix.lower() != ".bvh":
-        print(f"error: --out must be a .bvh file, got '{out}'", file=sys.stderr)
+    take_input = is_take_file(src)
+    if out.suffix.lower() not in ((".bvh", ".npz") if take_input else (".bvh",)):
+        print(f"error: --out must be a .bvh file{' or a take .npz' if take_input else ''}, got '{out}'",
+              file=sys.stderr)
         return 2
     if not out.parent.is_dir():
         print(f"error: the output folder '{out.parent}' does not exist", file=sys.stderr)
@@ -359,18 +430,15 @@ def _cmd_fix_feet(args) -> int:
     if report_path is not None and not report_path.parent.is_dir():
         print(f"error: the report folder '{report_path.parent}' does not exist", file=sys.stderr)
         return 2
+    if take_input:
+        return _fix_take_feet(args, src, out, report_path)
     try:
         overrides = json.loads(Path(args.contacts).read_text()) if args.contacts else None
         mapping = json.loads(Path(args.mapping).read_text()) if args.mapping else None
         clip = load_body_clip(src, overrides=mapping, unit=args.unit, up_axis=args.up.upper())
-        weights = args.weights
-        if args.method == "frdm" and not weights:
-            shipped = Path(__file__).resolve().parent / "assets" / "frdm"
-            if not (shipped / "config.json").is_file():
-                print(f"error: no FRDM weights: the shipped set {shipped} is missing; give --weights or use "
-                      "--method ik_lock", file=sys.stderr)
-                return 2
-            weights = str(shipped)
+        weights = _shipped_frdm_or_error(args.weights) if args.method == "frdm" else args.weights
+        if args.method == "frdm" and weights is None:
+            return 2
         result = fix_feet(clip, method=args.method, mode=args.mode, overrides=overrides, strength=args.strength,
                           weights=weights, device=args.device, steps=args.steps or DEFAULT_STEPS,
                           seed=args.seed, backend=args.backend, load_weights=load_frdm,
@@ -398,20 +466,7 @@ def _cmd_fix_feet(args) -> int:
     except (ValueError, FileNotFoundError, RuntimeError, Cancelled, FootFixError) as exc:
         print(f"error: {exc}{mapping_template_note(exc, src)}", file=sys.stderr)
         return 2
-    b, a = report["fsr_before"], report["fsr_after"]
-    fsr = f"FSR {100 * b['mean']:.1f} % -> {100 * a['mean']:.1f} %" if b else "FSR n/a"
-    jit = (f", jitter {report['jitter_before']:.1f} -> {report['jitter_after']:.1f}"
-           if report["jitter_before"] is not None else "")
-    weights_note = f" (weights {report['weights']})" if report.get("weights") else ""
-    if report.get("unchanged"):
-        print(f"{out}: {report['frames']} frames, method {report['method']}{weights_note}: nothing to fix, the motion "
-              f"is written unchanged; {fsr}")
-    else:
-        print(f"{out}: {report['frames']} frames fixed with {report['method']}{weights_note} ({report['mode']}); {fsr}{jit}; "
-              f"largest root move {100 * report['max_root_displacement_m']:.1f} cm, foot move "
-              f"{100 * report['max_foot_displacement_m']:.1f} cm; upper body changed by {report['upper_body_change_m']:g} m")
-    for note in report["notes"]:
-        print(f"  note: {note}")
+    _print_fix_summary(out, report)
     return 0
 
 
@@ -489,8 +544,9 @@ def main(argv=None) -> int:
     p.add_argument("--tokens", help="import-official: folder of the 3-layer token files")
     p.set_defaults(func=_cmd_library)
     p = sub.add_parser("fix-feet", help="repair foot skating of a motion file (FRDM or IK lock)")
-    p.add_argument("input", help="BVH, AMASS .npz or official SMPL-X .pkl file")
-    p.add_argument("--out", required=True, help="output .bvh (the input's rig when it is a BVH)")
+    p.add_argument("input", help="BVH, AMASS .npz, official SMPL-X .pkl file, or a take .npz (generate / edit)")
+    p.add_argument("--out", required=True, help="output .bvh (the input's rig when it is a BVH); for a take also "
+                                                "a new take .npz")
     p.add_argument("--report", help="write the JSON report here")
     p.add_argument("--method", choices=["frdm", "ik_lock"], default="frdm")
     p.add_argument("--weights", help="FRDM weight-set folder (default: the shipped set core_models/assets/frdm)")
@@ -509,7 +565,7 @@ def main(argv=None) -> int:
     p.add_argument("--up", choices=["y", "z"], default="y", help="the source's up axis (z: a Z-up file)")
     p.add_argument("--beats", choices=["auto", "keep", "free"], default="auto",
                    help="keep: the fix does not move the motion's beats (a generated dance); free: it may (capture); "
-                        "auto: free for a motion file")
+                        "auto: free for a motion file, keep for a take")
     p.add_argument("--no-orientation-check", action="store_true",
                    help="fix even a clip that looks upside down or lying (floor work)")
     p.set_defaults(func=_cmd_fix_feet)

@@ -93,6 +93,18 @@ def _text(d, key: str, default: str = "") -> str:
     return str(d[key]) if key in d.files else default
 
 
+def is_take_file(path) -> bool:
+    """Whether ``path`` is a take ``.npz`` (what ``generate --out TAKE.npz`` or ``edit`` wrote)."""
+    path = Path(path)
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            return {"rotations", "root_translation", "offsets", "parents", "joint_names"} <= set(d.files)
+    except (OSError, ValueError):
+        return False
+
+
 def load_take(path) -> Take:
     """A take from the ``.npz`` that ``generate`` (or ``edit``) wrote."""
     path = Path(path)

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Editing a take: repeat and mirror phrases, key poses, paths, beat-snapped ranges (real CMU dance motion
 from the shipped library, real audio decoding of a synthesised drum track)."""
+import json
 from pathlib import Path
 
 import numpy as np
@@ -154,3 +155,34 @@ def test_meter_from_accented_beats():
     onset[beats[1::4]] = 3.0            # every fourth beat accented, starting at the second
     assert find_meter(onset, beats) == (4, 1)
     assert find_meter(np.ones(500), beats)[0] is None
+
+
+def test_fix_feet_of_a_take_is_a_new_take_with_only_root_and_legs_changed(take, tmp_path, capsys):
+    """``fix-feet TAKE.npz --out NEW.npz``: the foot fix of the take's body written back by the rig solver."""
+    from core_models.cli import main
+    from core_models.footfix import fix_feet
+    from core_models.skating import SkatingParams, add_skating
+
+    skated_joints, _ = add_skating(take.joints(), SkatingParams(seed=3, root_drift_speed=0.0))
+    body = body_motion_from_joints(skated_joints, take.fps, skeleton=take.skeleton.subset(22))
+    rotations = take.rotations.copy()
+    rotations[:, :22] = body.rotations
+    skated = take.with_motion(rotations, body.root_translation, {"edit": "test skating"})
+    src, out, bvh, report = tmp_path / "take.npz", tmp_path / "fixed.npz", tmp_path / "fixed.bvh", tmp_path / "r.json"
+    save_take(skated, src)
+    before = src.read_bytes()
+    assert main(["fix-feet", str(src), "--method", "ik_lock", "--out", str(out), "--report", str(report)]) == 0
+    assert src.read_bytes() == before
+    fixed = load_take(out)
+    assert fixed.edits[-1] == {"edit": "fix_feet", "method": "ik_lock", "unchanged": False}
+    saved = load_take(src)                   # the take as stored (float32 on disk)
+    expected = fix_feet(saved.joints(), fps=take.fps, method="ik_lock", beats="keep").joints
+    np.testing.assert_allclose(fixed.joints(), expected, atol=1e-5)
+    legs_and_root = [0, 1, 2, 4, 5, 7, 8, 10, 11]
+    keep = [j for j in range(fixed.rotations.shape[1]) if j not in legs_and_root]
+    np.testing.assert_array_equal(fixed.rotations[:, keep], saved.rotations[:, keep])
+    r = json.loads(report.read_text())
+    assert r["fsr_after"]["mean"] < r["fsr_before"]["mean"] and r["upper_body_change_m"] == 0
+    assert main(["fix-feet", str(src), "--method", "ik_lock", "--out", str(bvh)]) == 0 and bvh.stat().st_size > 0
+    assert main(["fix-feet", str(src), "--out", str(tmp_path / "fixed.txt")]) == 2
+    assert "take .npz" in capsys.readouterr().err
