@@ -154,18 +154,24 @@ def _write_synthetic_dance(path: Path, seconds: float = 8.0) -> None:
                                        axis_angle_to_quat(aa), root, 1.0 / 30.0))
 
 
+def skeleton_bvh(skeleton, rotations: np.ndarray, root: np.ndarray, fps: float):
+    """A motion on a whole skeleton (a generated dance, a take: 55 SMPL-X joints, metres) as a BVH clip."""
+    from .io.bvh import bvh_from_rotations
+
+    return bvh_from_rotations(list(skeleton.names), list(skeleton.parents), skeleton.offsets, rotations, root,
+                              1.0 / fps)
+
+
 def save_generation(result, out: Path, params: dict | None = None) -> None:
     """A generated dance as BVH (55 SMPL-X joints, metres, 30 fps) or as a take .npz (rotations, joints,
     tokens, the music span and ``params``: what ``edit`` needs to go on from it), written atomically."""
     from .editing import save_take, take_from_generation
-    from .io.bvh import bvh_from_rotations, write_bvh
+    from .io.bvh import write_bvh
 
     motion = result.motion
     suffix = out.suffix.lower()
     if suffix == ".bvh":
-        write_bvh(out, bvh_from_rotations(list(motion.skeleton.names), list(motion.skeleton.parents),
-                                          motion.skeleton.offsets, motion.rotations, motion.root_translation,
-                                          1.0 / motion.fps))
+        write_bvh(out, skeleton_bvh(motion.skeleton, motion.rotations, motion.root_translation, motion.fps))
     elif suffix == ".npz":
         save_take(take_from_generation(result, params), out)
     else:
@@ -353,7 +359,7 @@ def _fix_take_feet(args, src: Path, out: Path, report_path: Path | None) -> int:
     from .editing import EditError, load_take, save_take
     from .editing.feet import fix_take_feet
     from .footfix import DEFAULT_STEPS, FootFixError
-    from .io.bvh import bvh_from_rotations, write_bvh
+    from .io.bvh import write_bvh
     from .progress import Cancelled
     from .runtime.backends import load_frdm
 
@@ -373,9 +379,7 @@ def _fix_take_feet(args, src: Path, out: Path, report_path: Path | None) -> int:
         if out.suffix.lower() == ".npz":
             save_take(new, out)
         else:
-            sk = new.skeleton
-            write_bvh(out, bvh_from_rotations(list(sk.names), list(sk.parents), sk.offsets, new.rotations, new.root,
-                                              1.0 / new.fps))
+            write_bvh(out, skeleton_bvh(new.skeleton, new.rotations, new.root, new.fps))
         report = dict(report, input=str(src), output=str(out), edits=new.edits)
         if report_path is not None:
             _write_json_atomic(report_path, report)

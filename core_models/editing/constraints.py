@@ -62,12 +62,13 @@ def reach_pose(skeleton, rotations: np.ndarray, target: np.ndarray, stiffness: f
     return pose(fit.x)
 
 
-def key_from_joints(take: Take, joints: np.ndarray, frame: int, at: int) -> np.ndarray:
+def key_from_joints(take: Take, joints: np.ndarray, frame: int, at: int, yaw: float | None = None) -> np.ndarray:
     """(J, 4) key rotations on the take's skeleton for the pose at ``frame`` of a clip given as joints
     ((T, 22, 3), e.g. a library clip or a take with another body): solved by IK on a few frames around it
     (one frame alone gives the solver no motion to keep its twists steady), then reached for joint by joint
     (:func:`reach_pose`: the clip's bones are not the take's); the joints the clip lacks (hands, face) keep
-    the take's pose at take frame ``at``."""
+    the take's pose at take frame ``at``. ``yaw``: the clip's facing at ``frame`` when it is known (a take's
+    root rotation), so the key faces as :func:`key_error` measures it; else the facing IK finds."""
     from ..io.motion_file import body_motion_from_joints
     from ..kinematics import project_to_skeleton
 
@@ -79,7 +80,8 @@ def key_from_joints(take: Take, joints: np.ndarray, frame: int, at: int) -> np.n
     body = body_motion_from_joints(project_to_skeleton(joints[lo:hi, :BODY_JOINTS], skeleton), take.fps,
                                    skeleton=skeleton)
     key = take.rotations[min(max(at, 0), take.num_frames - 1)].copy()
-    target = dancer_frame_joints(joints[frame:frame + 1, :BODY_JOINTS], facing_yaw(body.rotations[frame - lo:frame - lo + 1, 0]))[0]
+    facing = facing_yaw(body.rotations[frame - lo:frame - lo + 1, 0]) if yaw is None else np.array([yaw])
+    target = dancer_frame_joints(joints[frame:frame + 1, :BODY_JOINTS], facing)[0]
     key[:BODY_JOINTS] = reach_pose(skeleton, body.rotations[frame - lo], target)
     return key
 
@@ -101,11 +103,14 @@ def key_for_body(take: Take, other: Take, frame: int, at: int) -> tuple[np.ndarr
     (:func:`key_from_joints`), its hands and face as ``other`` holds them. What stays of the key error is
     then about the bodies' difference: legs 3 cm shorter cannot put the ankle where the longer legs had it
     when they were straight."""
+    if tuple(take.skeleton.names) != tuple(other.skeleton.names):
+        raise EditError("the key's take has other joints than this one (a different skeleton layout): key from "
+                        "a take that Choreo generated, or from a library clip")
     ours, theirs = take.skeleton.subset(BODY_JOINTS), other.skeleton.subset(BODY_JOINTS)
     difference = float(np.abs(chain_lengths(ours) - chain_lengths(theirs)).max())
-    if difference < 1e-6:
+    if np.array_equal(take.skeleton.offsets, other.skeleton.offsets):
         return other.rotations[frame].copy(), difference
-    key = key_from_joints(take, other.joints(), frame, at)
+    key = key_from_joints(take, other.joints(), frame, at, yaw=float(facing_yaw(other.rotations[frame:frame + 1, 0])[0]))
     key[BODY_JOINTS:] = other.rotations[frame, BODY_JOINTS:]
     return key, difference
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..rig.solver import LEG_CHAINS, RigPose, solve_fix
-from ..rotations import matrix_to_quat, quat_to_matrix
+from ..rotations import matrix_to_quat, quat_fix_continuity, quat_to_matrix
 from .take import Take
 
 
@@ -18,11 +18,11 @@ def fix_take_feet(take: Take, **fix_options) -> tuple[Take, dict]:
     from ..footfix import fix_feet
 
     before = take.joints()
-    result = fix_feet(before, fps=take.fps, **{"beats": "keep", **fix_options})
+    result = fix_feet(before, **{"beats": "keep", **fix_options, "fps": take.fps})
     report = dict(result.report, notes=list(result.notes))
     edit = {"edit": "fix_feet", "method": report.get("method"), "unchanged": bool(report.get("unchanged"))}
     if report.get("unchanged"):
-        return take.with_motion(take.rotations, take.root, edit), report
+        return take.with_motion(take.rotations.copy(), take.root.copy(), edit), report
     names = list(take.skeleton.names)
     legs = {side: tuple(names.index(c) for c in chain) for side, chain in LEG_CHAINS.items()}
     root_bone = names.index("pelvis")
@@ -34,5 +34,6 @@ def fix_take_feet(take: Take, **fix_options) -> tuple[Take, dict]:
     for j, local in edits.rotations.items():
         frames = edits.rotation_frames[j]
         rotations[frames, j] = matrix_to_quat(local[frames])
+        rotations[:, j] = quat_fix_continuity(rotations[:, j])      # no sign flip against the frames kept
     report["notes"] += edits.notes
     return take.with_motion(rotations, root, edit), report

@@ -155,10 +155,10 @@ def calm_seam(speed: np.ndarray, frame: int, reach: int, lo: int, hi: int) -> in
 
     A seam in the middle of one of the take's fastest moves (a spin, a flip) cannot match its speed: the
     blend then stops it abruptly, a jerk spike. A few frames away the same seam is smooth."""
-    best, best_cost = int(frame), np.inf
+    best, best_cost = int(frame), (np.inf, 0)
     for f in range(max(lo, frame - reach), min(hi, frame + reach) + 1):
         peak = float(speed[max(0, f - 2):f + 3].max())
-        cost = peak * (1.0 + 0.02 * abs(f - frame))
+        cost = (peak * (1.0 + 0.02 * abs(f - frame)), abs(f - frame))
         if cost < best_cost:
             best, best_cost = f, cost
     return best

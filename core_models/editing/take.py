@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from ..motion import Motion
 from ..skeleton import Skeleton
 
 BODY_JOINTS = 22
+TAKE_KEYS = ("rotations", "root_translation", "offsets", "parents", "joint_names")   # what every take holds
 
 
 class EditError(ValueError):
@@ -94,14 +96,15 @@ def _text(d, key: str, default: str = "") -> str:
 
 
 def is_take_file(path) -> bool:
-    """Whether ``path`` is a take ``.npz`` (what ``generate --out TAKE.npz`` or ``edit`` wrote)."""
+    """Whether ``path`` is a take ``.npz`` (what ``generate --out TAKE.npz`` or ``edit`` wrote); a file that
+    cannot be read as one (empty, damaged) is not."""
     path = Path(path)
     if path.suffix.lower() != ".npz" or not path.is_file():
         return False
     try:
         with np.load(path, allow_pickle=False) as d:
-            return {"rotations", "root_translation", "offsets", "parents", "joint_names"} <= set(d.files)
-    except (OSError, ValueError):
+            return set(TAKE_KEYS) <= set(d.files)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
         return False
 
 
@@ -113,8 +116,7 @@ def load_take(path) -> Take:
                         "--out TAKE.npz' wrote")
     try:
         with np.load(path, allow_pickle=False) as d:
-            missing = [k for k in ("rotations", "root_translation", "offsets", "parents", "joint_names")
-                       if k not in d.files]
+            missing = [k for k in TAKE_KEYS if k not in d.files]
             if missing:
                 raise EditError(f"'{path}' is not a take: it has no {', '.join(missing)} (write it with "
                                 "'python -m core_models generate --out TAKE.npz')")

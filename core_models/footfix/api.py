@@ -261,11 +261,13 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
 
     if t_len == 1:
         notes.append("a single frame has no motion, so there is no foot skating to fix; returned unchanged")
+        report["unchanged"] = True
         return finish(joints.copy(), np.zeros((1, 2), bool), None, {})
     if float(np.abs(joints - joints[:1]).max()) < 1e-4:
         notes.append("the clip is a static pose (nothing moves by more than 0.1 mm): no foot skating to fix; "
                      "returned unchanged")
         info = detect_contacts(joints, fps, overrides, has_toes, v_th=V_TH_REPAIR, foot_contacts=contacts)
+        report["unchanged"] = True
         return finish(joints.copy(), info.contacts, info.floor, {})
 
     check_cancel(cancel)
