@@ -306,7 +306,7 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
             if not more.slides:
                 break
             # the root stays where the fix put it (the settling moves the legs only)
-            out, _ = ik_lock(out, again, mode, strength, has_toes, slides=more, reach_shift=0.0)
+            out, _ = ik_lock(out, again, mode, strength, has_toes, slides=more, reach_shift=0.0, own_feet=joints)
         if keep_motion_beats:
             out, report["beats_protected"] = keep_beats(joints, out)
         # FSR judged on the detected floor and on the input's frame-0 floor (the metrics' own rule): a floor

@@ -17,6 +17,7 @@ from .representation import FOOT_JOINTS
 
 POLE_PUSH = 0.1         # m the knee pole is moved forward of the knee
 REACH_SHIFT = 0.015     # m: the most the root moves to bring a pinned foot within the leg's reach
+MAX_FOOT_TURN_DEG = 30.0  # the most a repair turns a foot about the vertical from the performer's own heading
 UNMOVED_M = 1e-6        # a root shift below this is float noise (a smoothing tail): the legs keep their rotations
 
 
@@ -26,13 +27,36 @@ def bone_lengths(joints, a, b):
     return np.full(joints.shape[0], np.median(np.linalg.norm(joints[:, a] - joints[:, b], axis=-1)))
 
 
+def limit_foot_turn(ankle: np.ndarray, toe: np.ndarray, own: np.ndarray, max_deg: float = MAX_FOOT_TURN_DEG):
+    """Toes (T, 3) turned back so the foot's heading (about the vertical) is at most ``max_deg`` from its own
+    (``own``: the input's ankle-to-toe vectors): a pinned toe the ankle is not pinned with (heel up) would
+    otherwise swing the whole foot about the ankle, a spin the performer never made."""
+    new = toe - ankle
+    a = np.arctan2(own[:, 0], own[:, 2])
+    b = np.arctan2(new[:, 0], new[:, 2])
+    turn = (b - a + np.pi) % (2 * np.pi) - np.pi
+    flat = np.linalg.norm(new[:, [0, 2]], axis=-1)
+    limit = np.radians(max_deg)
+    over = (np.abs(turn) > limit) & (flat > 1e-6) & (np.linalg.norm(own[:, [0, 2]], axis=-1) > 1e-6)
+    if not over.any():
+        return toe
+    heading = a[over] + np.sign(turn[over]) * limit
+    out = np.array(toe, np.float64, copy=True)
+    out[over, 0] = ankle[over, 0] + flat[over] * np.sin(heading)
+    out[over, 2] = ankle[over, 2] + flat[over] * np.cos(heading)
+    return out
+
+
 def solve_legs(joints_in: np.ndarray, root_new: np.ndarray, knee_pole: dict, ankle_target: dict,
-               toe_target: dict | None, changed: np.ndarray | None = None) -> np.ndarray:
+               toe_target: dict | None, changed: np.ndarray | None = None,
+               own_feet: np.ndarray | None = None) -> np.ndarray:
     """Rig-consistent legs: hips follow the new root (pelvis orientation kept), knees from two-bone IK with
     ``knee_pole`` as pole, ankles at (or towards, if out of reach) ``ankle_target``, toes on the foot's own
     length towards ``toe_target`` (the input's foot direction when None). Upper-body joints keep their
     offsets from the root. ``changed`` (T,) restricts the legs' IK to those frames (the others keep the input
-    legs, moved with the root)."""
+    legs, moved with the root). ``own_feet``: the joints whose feet point the performer's own way (default
+    ``joints_in``; a second pass on a fix gives the original), which no foot turns far from
+    (:func:`limit_foot_turn`)."""
     joints_in = np.asarray(joints_in, np.float64)
     rel = joints_in - joints_in[:, :1]
     out = root_new[:, None] + rel
@@ -64,6 +88,8 @@ def solve_legs(joints_in: np.ndarray, root_new: np.ndarray, knee_pole: dict, ank
             t_ok[:, [0, 2]] += to[:, [0, 2]] / np.maximum(flat, 1e-12)[:, None] * horiz[:, None]
             t_ok[:, 1] += dy
             t_new[ok] = t_ok[ok]
+            own = joints_in if own_feet is None else own_feet
+            t_new = limit_foot_turn(a_new, t_new, own[:, toe] - own[:, ankle])
         sel = np.ones(len(out), bool) if changed is None else np.asarray(changed[:, side_i], bool)
         out[sel, knee], out[sel, ankle], out[sel, toe] = k_new[sel], a_new[sel], t_new[sel]
     return out
@@ -73,7 +99,8 @@ def solve_legs(joints_in: np.ndarray, root_new: np.ndarray, knee_pole: dict, ank
 
 def ik_lock(joints: np.ndarray, info: ContactInfo, mode: str = "auto", strength: float = 1.0,
             has_toes: bool = True, blend: int = BLEND_FRAMES, reach: float = 0.995,
-            slides: SlideInfo | None = None, reach_shift: float = REACH_SHIFT) -> tuple[np.ndarray, dict]:
+            slides: SlideInfo | None = None, reach_shift: float = REACH_SHIFT,
+            own_feet: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Contact-based foot locking (in the spirit of Kovar et al. 2002).
 
     Only contacts that slide (``slides.sliding``, :func:`measure_slides`) are touched. auto: the root is
@@ -84,8 +111,9 @@ def ik_lock(joints: np.ndarray, info: ContactInfo, mode: str = "auto", strength:
     Touch-down and lift-off are pinned by their planted weight; swing frames where a foot joint sinks below
     the floor are lifted; corrections fade in/out over ``blend`` frames. The root also moves where a target
     is out of the leg's reach (:func:`reach_correction`); knees come from two-bone IK with the original knee
-    as pole (:func:`solve_legs`); the upper body keeps its pose relative to the root. Returns the joints and
-    the corrections.
+    as pole (:func:`solve_legs`; no foot turns more than MAX_FOOT_TURN_DEG from its heading in ``own_feet``,
+    default the input); the upper body keeps its pose relative to the root. Returns the joints and the
+    corrections.
     """
     joints_in = np.asarray(joints, np.float64)
     t_len = joints_in.shape[0]
@@ -125,7 +153,7 @@ def ik_lock(joints: np.ndarray, info: ContactInfo, mode: str = "auto", strength:
     changed = active | root_moved(root_corr + drift)[:, None]
     knee_pole = {s: joints[:, LEG_JOINTS[s][1]] + root_corr for s in ("left", "right")}
     toe_t = {s: joints[:, LEG_JOINTS[s][3]] + corr[LEG_JOINTS[s][3]] for s in ("left", "right")} if has_toes else None
-    out = solve_legs(joints_in, root_new, knee_pole, ankle_t, toe_t, changed)
+    out = solve_legs(joints_in, root_new, knee_pole, ankle_t, toe_t, changed, own_feet)
     return out, {"root_correction": root_corr + drift, "corrections": corr}
 
 

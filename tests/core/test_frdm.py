@@ -502,3 +502,26 @@ def test_a_slow_whole_body_drift_is_removed_and_a_performed_glide_kept():
             assert r.root_offset[-1, 0] < 0          # back against the drift
         else:
             assert shift <= 0.015 + 1e-9, shift      # at most the legs' reach correction
+
+
+def test_a_repair_never_spins_a_foot_about_the_ankle():
+    """Heel up, the foot on its toe sliding 25 cm sideways: pinning the toe (the ankle is not in contact)
+    swung the foot 53 degrees about the ankle; no foot turns more than MAX_FOOT_TURN_DEG from the performer's
+    own heading, after every pass."""
+    from core_models.footfix.ik_lock import MAX_FOOT_TURN_DEG
+
+    j = standing_clip(150)
+    t = np.arange(150)
+    window = ((t >= 30) & (t < 100)).astype(float)
+    j[:, 8, 1] += 0.08 * window                                   # right heel up
+    j[:, [8, 11], 0] += (0.25 * np.clip((t - 30) / 70.0, 0, 1) * window)[:, None]   # the foot slides
+    shipped = footfix.load_frdm_weights(REPO / "core_models" / "assets" / "frdm", "cpu")
+    for kw in ({"method": "ik_lock"}, {"method": "frdm", "weights": shipped, "steps": 10}):
+        r = footfix.fix_feet(j, beats="free", orientation="ignore", **kw)
+        for ankle, toe in ((7, 10), (8, 11)):
+            own, new = j[:, toe] - j[:, ankle], r.joints[:, toe] - r.joints[:, ankle]
+            turn = np.degrees(np.abs((np.arctan2(new[:, 0], new[:, 2]) - np.arctan2(own[:, 0], own[:, 2])
+                                      + np.pi) % (2 * np.pi) - np.pi))
+            assert turn.max() <= MAX_FOOT_TURN_DEG + 1e-6, (kw["method"], turn.max())
+        # the IK lock repairs the slide; FRDM here would raise FSR, so it is not applied (and cannot spin)
+        assert r.report["unchanged"] is (kw["method"] == "frdm"), (kw["method"], r.notes)
