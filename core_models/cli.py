@@ -376,6 +376,11 @@ def _fix_take_feet(args, src: Path, out: Path, report_path: Path | None) -> int:
         if args.beats != "auto":
             options["beats"] = args.beats
         new, report = fix_take_feet(take, **options)
+        ignored = [flag for flag, given in (("--mapping", args.mapping), ("--unit", args.unit != "auto"),
+                                            ("--up", args.up != "y")) if given]
+        if ignored:
+            report["notes"].append(f"{', '.join(ignored)} ignored: a take is already Choreo's own body "
+                                   "(metres, Y up)")
         if out.suffix.lower() == ".npz":
             save_take(new, out)
         else:
@@ -414,7 +419,6 @@ def _cmd_fix_feet(args) -> int:
     from .io import load_body_clip, read_bvh, write_bvh
     from .io.rig_fix import RigFixError, apply_fix_to_bvh, upper_body_channels_identical
     from .progress import Cancelled
-
     from .editing.take import is_take_file
 
     src, out = Path(args.input), Path(args.out)

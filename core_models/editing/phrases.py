@@ -77,19 +77,21 @@ def repeat_phrase(take: Take, start: int, end: int, at: int, mirror: bool = Fals
     new_rot, new_root = splice(take.rotations, take.root, rot, root, at, margin)
     edit = {"edit": "repeat", "from_frames": [int(start), int(end)], "at_frame": int(at), "mirror": bool(mirror)}
     new = take.with_motion(new_rot, new_root, edit)
+    before, after = take.joints(), new.joints()
     report = {"range_frames": [int(at), int(at + n)], "source_frames": [int(start), int(end)],
               "mirror": bool(mirror), "margin_frames": int(margin),
-              "copy_error_m": copy_error(take, new, start, at, n, margin, mirror), **closing,
-              "seams": seam_report(take.joints(), new.joints(), [at, at + n], margin, take.fps)}
+              "copy_error_m": copy_error(take, new, before, after, start, at, n, margin, mirror), **closing,
+              "seams": seam_report(before, after, [at, at + n], margin, take.fps)}
     return new, report
 
 
-def copy_error(take: Take, new: Take, start: int, at: int, n: int, margin: int, mirror: bool) -> float:
-    """Largest distance (m) between the copy in ``new`` and the phrase it copies (mirrored when it was), both
-    pelvis-relative and facing +Z, away from the blended margins."""
-    src = dancer_frame_joints(take.joints()[start:start + n], facing_yaw(take.rotations[start:start + n, 0]))
+def copy_error(take: Take, new: Take, before: np.ndarray, after: np.ndarray, start: int, at: int, n: int,
+               margin: int, mirror: bool) -> float:
+    """Largest distance (m) between the copy in ``new`` (joints ``after``) and the phrase of ``take`` (joints
+    ``before``) it copies, mirrored when it was, both pelvis-relative and facing +Z, away from the margins."""
+    src = dancer_frame_joints(before[start:start + n], facing_yaw(take.rotations[start:start + n, 0]))
     if mirror:
         src = mirror_joints(src, take.skeleton.names[:BODY_JOINTS])
-    copy = dancer_frame_joints(new.joints()[at:at + n], facing_yaw(new.rotations[at:at + n, 0]))
+    copy = dancer_frame_joints(after[at:at + n], facing_yaw(new.rotations[at:at + n, 0]))
     inner = slice(margin, n - margin) if n > 2 * margin else slice(0, n)
     return float(np.linalg.norm(src - copy, axis=-1)[inner].max())

@@ -161,7 +161,7 @@ def decode_candidate(ws, take: Take, latents: np.ndarray, first: int, last: int,
     return rotations, body.root_translation
 
 
-def _calm_seams(take_speed: np.ndarray, start: int, end: int, unit: str, take: Take) -> tuple[int, int, str]:
+def _calm_seams(take_speed: np.ndarray, start: int, end: int, take: Take) -> tuple[int, int]:
     """The snapped range with each inner end moved (at most :data:`.seams.SEAM_REACH_S`) to where the take
     moves calmly, keeping at least one second of range."""
     reach = int(round(SEAM_REACH_S * take.fps))
@@ -170,7 +170,7 @@ def _calm_seams(take_speed: np.ndarray, start: int, end: int, unit: str, take: T
         start = calm_seam(take_speed, start, reach, 1, max(1, end - keep))
     if end < take.num_frames:
         end = calm_seam(take_speed, end, reach, min(start + keep, take.num_frames - 1), take.num_frames - 1)
-    return start, end, unit
+    return start, end
 
 
 def end_mismatch(take: Take, take_joints: np.ndarray, rotations: np.ndarray, root: np.ndarray, end: int) -> float:
@@ -217,7 +217,8 @@ def regenerate_range(take: Take, music, start_s: float, end_s: float, weights, *
     snapped = snap_range(grid, take.frame_of(start_s), take.frame_of(end_s), take.num_frames)
     take_joints = take.joints()
     take_jerk = frame_jerk(take_joints, take.fps)
-    start, end, unit = _calm_seams(frame_speed(take_joints, take.fps), *snapped, take)
+    unit = snapped[2]
+    start, end = _calm_seams(frame_speed(take_joints, take.fps), snapped[0], snapped[1], take)
     for k in keys:
         if not 0 <= k.frame < take.num_frames:
             raise EditError(f"the key pose at frame {k.frame} is outside the take (frames 0-{take.num_frames - 1})")
