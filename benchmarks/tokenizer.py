@@ -38,7 +38,7 @@ def arm_reach(joints: np.ndarray) -> tuple[float, float]:
 
 
 def round_trip(ws, features: np.ndarray) -> dict:
-    from core_models.features import features_to_joints, normalize_features
+    from core_models.features import RIC, features_to_joints, normalize_features
 
     frames = features.shape[0] // ws.frames_per_latent * ws.frames_per_latent
     features = np.asarray(features[:frames], np.float64)
@@ -46,8 +46,11 @@ def round_trip(ws, features: np.ndarray) -> dict:
     decoded = ws.decode_features(ws.encode_tokens(z))
     real, back = features_to_joints(features), features_to_joints(decoded)
     error = np.linalg.norm((real - real[:, :1]) - (back - back[:, :1]), axis=-1).mean(0)
+    # the pose alone, in the body's own facing frame (the error above also holds the decoded turning, which
+    # integrates over the clip)
+    pose = np.linalg.norm((features[:, RIC] - decoded[:, RIC]).reshape(frames, -1, 3), axis=-1).mean()
     (real_reach, real_raised), (back_reach, back_raised) = arm_reach(real), arm_reach(back)
-    return {"frames": int(frames), "mean_abs_z": float(np.abs(z).mean()),
+    return {"frames": int(frames), "mean_abs_z": float(np.abs(z).mean()), "pose_error_m": float(pose),
             "legs_error_m": float(error[list(LEGS)].mean()), "arms_error_m": float(error[list(ARMS)].mean()),
             "head_error_m": float(error[list(HEAD)].mean()),
             "wrist_to_chest_m": {"real": real_reach, "decoded": back_reach},
@@ -95,6 +98,7 @@ def main(argv=None) -> int:
         mean = lambda f: float(np.mean([f(r) for r in rs]))   # noqa: E731
         reach = (mean(lambda r: r["wrist_to_chest_m"]["real"]), mean(lambda r: r["wrist_to_chest_m"]["decoded"]))
         summary[group] = {"clips": len(rs), "mean_abs_z": mean(lambda r: r["mean_abs_z"]),
+                          "pose_error_m": mean(lambda r: r["pose_error_m"]),
                           "legs_error_m": mean(lambda r: r["legs_error_m"]),
                           "arms_error_m": mean(lambda r: r["arms_error_m"]),
                           "head_error_m": mean(lambda r: r["head_error_m"]),

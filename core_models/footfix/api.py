@@ -25,6 +25,7 @@ from .contacts import (BLEND_FRAMES, DRIFT_MAX_SPEED, SLIDE_TOLERANCE, V_TH_REPA
 from .beats import keep_beats
 from .errors import FootFixError
 from .ik_lock import REACH_SHIFT, ik_lock, reach_correction, root_moved, solve_legs
+from .jitter import remove_leg_noise
 from .model import FRDMWeights, load_frdm_weights
 from .representation import FOOT_JOINTS, UPPER_BODY, features_to_world, motion_features
 from .sampler import DEFAULT_STEPS, SamplerConfig, sample
@@ -190,6 +191,9 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
     drifting, and the root is shifted back by it (default 0.12 m/s: a capture drifts slowly, a faster glide
     is performed); an edit that moves the whole body on purpose (a path warp) passes more.
 
+    Legs whose bone lengths shake from frame to frame (joints from video or solved markers; a rig's bones
+    are rigid) are low-passed first and put back on rigid bones (:func:`jitter.remove_leg_noise`; the root
+    and the upper body stay): such a shake on a low foot reads as skating where nothing slides.
     Only planted feet that slide are changed (:func:`measure_slides`): the root moves by the integrated slide
     of the planted feet only, so the travel between plants stays the performer's; contacts that do not slide
     keep their frames. A clip whose feet do not slide is returned unchanged, with an "already clean" note, so a
@@ -273,9 +277,17 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
     check_cancel(cancel)
     progress("contacts", 0, 1)
     t0 = time.perf_counter()
-    info = detect_contacts(joints, fps, overrides, has_toes, v_th=V_TH_REPAIR, foot_contacts=contacts)
+    # marker noise first (it shows as skating where nothing slides); ``source`` is what the fix works on,
+    # ``joints`` stays the input every result is judged against
+    source, noise = remove_leg_noise(joints, has_toes, fps=fps, strength=strength)
+    denoised = source is not joints
+    report["leg_noise_mm"] = {s: round(1000 * float(n), 2) for s, n in zip(("left", "right"), noise)}
+    if denoised:
+        notes.append(f"removed the frame-to-frame shake of the legs (bone lengths scattered by up to "
+                     f"{1000 * noise.max():.1f} mm: joints from video or solved markers, not a rig)")
+    info = detect_contacts(source, fps, overrides, has_toes, v_th=V_TH_REPAIR, foot_contacts=contacts)
     notes.extend(info.notes)
-    slides = measure_slides(joints, info, fps, has_toes, drift_max_speed)
+    slides = measure_slides(source, info, fps, has_toes, drift_max_speed)
     report["contacts_source"] = "given" if contacts is not None else "detected"
     report["slides"] = {"sliding_frames": {s: int(slides.sliding[:, i].sum()) for i, s in enumerate(("left", "right"))},
                         "root_shift_m": round(float(np.linalg.norm(slides.root_shift, axis=-1).max()), 5),
@@ -289,18 +301,18 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
                      "sequence?): only those frames are planted, the airborne frames are left as they are")
     if not info.contacts.any():
         notes.append("no foot contact was found; nothing was planted (use contact overrides to force contacts)")
-    if not slides.slides:
+    if not slides.slides and not denoised:
         if info.contacts.any():
             notes.append(f"already clean: no planted foot slides by more than {100 * SLIDE_TOLERANCE:.0f} cm; "
                          "returned unchanged")
         report["unchanged"] = True
         return finish(joints.copy(), info.contacts, info.floor, timings)
 
-    def checked(out, contacts_used, floor, timings):
+    def checked(out, contacts_used, floor, timings, repaired=True):
         """The fix, settled, unless it would raise FSR (then the input, unchanged, with a note). Settling: while
         the result still has sliding contacts (found afresh on it), the IK lock runs on it again (twice at
         most), so that fixing the result again changes (nearly) nothing."""
-        for _ in range(SETTLE_PASSES):
+        for _ in range(SETTLE_PASSES if repaired else 0):
             again = detect_contacts(out, fps, overrides, has_toes, v_th=V_TH_REPAIR, foot_contacts=contacts)
             more = measure_slides(out, again, fps, has_toes, drift_max_speed)
             if not more.slides:
@@ -313,6 +325,10 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
         # that is not level (much CMU capture) may tell them apart, and the fix must raise neither
         raised = [(b, a) for b, a in (fsr_before_after(joints, out, f) for f in (floor, first_frame_floor(joints)))
                   if b is not None and a is not None and a["mean"] > b["mean"] + 1e-9]
+        if raised and denoised and repaired:
+            # the slide repair raised FSR: the shake removal alone may still help
+            notes.append(f"the {used.replace('_', ' ')} slide repair would have raised FSR; only the shake was removed")
+            return checked(source, contacts_used, floor, timings, repaired=False)
         if raised:
             before, after = raised[0]
             notes.append(f"the {used.replace('_', ' ')} fix would have raised FSR ({100 * before['mean']:.1f} % -> "
@@ -323,9 +339,12 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
         report["unchanged"] = False
         return finish(out, contacts_used, floor, timings)
 
+    if not slides.slides:                       # only the shake was there to remove
+        notes.append(f"no planted foot slides by more than {100 * SLIDE_TOLERANCE:.0f} cm once the shake is removed")
+        return checked(source, info.contacts, info.floor, timings, repaired=False)
     if used == "ik_lock":
         t0 = time.perf_counter()
-        out, _ = ik_lock(joints, info, mode, strength, has_toes, slides=slides)
+        out, _ = ik_lock(source, info, mode, strength, has_toes, slides=slides, own_feet=joints)
         timings["ik_lock"] = time.perf_counter() - t0
         check_cancel(cancel)
         progress("legs", 1, 1)
@@ -344,7 +363,7 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
     # the slide of the planted feet comes out of the root first (the same shift as ik_lock's): the geometric
     # guidance then pulls the root towards a path the feet can stand on, and the travel between plants stays
     drift = slides.root_shift if mode == "auto" else np.zeros((t_len, 3))
-    x_in, canon = motion_features(joints + drift[:, None])
+    x_in, canon = motion_features(source + drift[:, None])
     timings["features"] = time.perf_counter() - t0
     cfg = sampler or SamplerConfig(steps=steps, seed=seed)
     report["sampler"] = asdict(cfg)
@@ -362,7 +381,7 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
     s = float(strength)
     # the root follows the slide-cancelling shift only (the model's own root would move the performance);
     # the legs take the model's repair relative to the root, faded in around the sliding contacts only
-    shifted = joints + s * drift[:, None]
+    shifted = source + s * drift[:, None]
     root_new = shifted[:, 0]
     near = np.stack([fade_fill(np.ones(t_len), slides.sliding[:, i], BLEND_FRAMES) for i in range(2)], axis=-1)
     pole, ankle_t, toe_t = {}, {}, {}
@@ -374,10 +393,10 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
             target[side] = shifted[:, j] + k * (repaired - shifted[:, j])
     active = near > 0
     moved = np.max([np.linalg.norm(ankle_t[s] - shifted[:, LEG_JOINTS[s][2]], axis=-1) for s in ("left", "right")], axis=0)
-    root_new = root_new + reach_correction(joints, root_new, ankle_t, active, reach=0.99,
+    root_new = root_new + reach_correction(source, root_new, ankle_t, active, reach=0.99,
                                            limit=np.minimum(moved, REACH_SHIFT))
     changed = active | root_moved(root_new - joints[:, 0])[:, None]
-    out = solve_legs(joints, root_new, pole, ankle_t, toe_t if has_toes else None, changed)
+    out = solve_legs(source, root_new, pole, ankle_t, toe_t if has_toes else None, changed, own_feet=joints)
     timings["legs"] = time.perf_counter() - t0
     progress("legs", 1, 1)
     return checked(out, info.contacts, info.floor, timings)

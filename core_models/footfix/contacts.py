@@ -215,7 +215,7 @@ DRIFT_MAX_SPEED = 0.004     # m/frame (0.12 m/s): a capture drifts slowly; both 
 SLIDE_WINDOW = 25           # frames each side: the slide of a frame is the median over its neighbourhood
 SLIDE_TOLERANCE = 0.02      # m: a contact whose still point wanders less than this does not slide
 DRIFT_ALIKE = 0.25          # both feet slide alike: their slides differ by at most this share of their mean
-MIN_DRIFT_EVIDENCE = 3      # frames of both feet sliding alike within the window before the body counts as drifting
+MIN_DRIFT_EVIDENCE = 12     # frames of both feet sliding alike within the window before the body counts as drifting
 
 
 @dataclass
