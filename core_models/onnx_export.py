@@ -19,6 +19,8 @@ exported as the equivalent (M, M) matrices, which every ONNX runtime runs.
 After writing, each file is run through onnxruntime and compared with torch on the same inputs; the
 largest difference goes into ``onnx/export.json`` (with the opset and the sha256 of the safetensors the
 files came from, so the runtime can tell a stale export), and every file into ``manifest.json``.
+Weights that float16 holds exactly (a set stored in float16) are stored in float16 with a Cast to float32
+(:func:`store_weights_in_half`): the files are half the size, the numbers the same.
 Re-running replaces the previous export (idempotent).
 """
 from __future__ import annotations
@@ -160,6 +162,38 @@ def _export(module, args, path: Path, input_names, output_names, dynamic: dict, 
         torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
                           dynamic_axes=dynamic, opset_version=opset, dynamo=True, external_data=False,
                           optimize=True, verbose=False)
+    store_weights_in_half(path)
+
+
+def store_weights_in_half(path: Path, min_elements: int = 1024) -> int:
+    """Rewrite the ONNX file at ``path`` with each large float32 weight that float16 holds exactly (a set
+    stored in float16: every weight) as a float16 initializer and a Cast back to float32: the same numbers in
+    half the bytes (the runtime folds the Cast away when it loads the file). Returns the bytes saved."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    kept, casts, saved = [], [], 0
+    for init in graph.initializer:
+        arr = numpy_helper.to_array(init) if init.data_type == onnx.TensorProto.FLOAT else None
+        if arr is None or arr.size < min_elements or not np.array_equal(arr.astype(np.float16).astype(np.float32), arr):
+            kept.append(init)
+            continue
+        half = numpy_helper.from_array(arr.astype(np.float16), init.name + "__half")
+        kept.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT,
+                                      name=init.name + "__to_float"))
+        saved += arr.nbytes // 2
+    if not casts:
+        return 0
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.save(model, str(path))
+    return saved
 
 
 def _session(path: Path):

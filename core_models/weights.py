@@ -637,13 +637,15 @@ def compact_configs() -> tuple[TokenizerConfig, GeneratorConfig, RetrievalConfig
     windows (4.3 s, 128 music frames), a 3-layer 128-wide backbone.
     The token vocabulary holds only the dance ids (no music placeholders or specials).
     """
-    tokenizer = TokenizerConfig(nb_code=256, code_dim=128, output_emb_width=128, width=128, depth=2,
+    # 256-wide with 256-d codes: at 128 the autoencoder alone (no quantisation) was 9 cm off in the root frame
+    # on its own training dance and kept decoded hands at the chest (benchmarks/tokenizer.py).
+    tokenizer = TokenizerConfig(nb_code=256, code_dim=256, output_emb_width=256, width=256, depth=2,
                                 dilation_growth_rate=3, rot_decoder=False)
     llama = LlamaConfig(dim=128, n_layers=3, n_heads=4, n_kv_heads=2, head_dim=32, intermediate=384,
                         vocab_size=256 * 3, rope_theta=10000.0, rope_scaling=None)
     # 96-token windows (4.3 s: the length of a typical training clip) with 128 music frames each.
     generator = GeneratorConfig(llama=llama, music_dim=7, music_fps=30.0, music_len=128, dance_len=96,
-                                style_dim=16, cond_len=128, code_dim=128, nb_code=256, dance_token_start=0,
+                                style_dim=16, cond_len=128, code_dim=256, nb_code=256, dance_token_start=0,
                                 bridge_heads=4, n_bins=2, d_state=8, d_conv=4, expand=1, dt_rank=8)
     retrieval = RetrievalConfig(music_dim=7, latent=64, heads=4, ff=256, layers=2, dropout=0.1)
     return tokenizer, generator, retrieval

@@ -25,6 +25,7 @@ REPLANT_STRENGTHS = (1.0, 0.75, 0.5, 0.35, 0.25, 0.15)
 PATH_SMOOTH_S = 1.0            # time scale separating the root's slow path from steps and sways
 PATH_DRIFT_MAX_SPEED = 0.024   # m/frame: the warp moves the whole body on purpose, planted feet and all, so
                                # the foot fix takes their common slide as drift up to this speed (0.72 m/s)
+PATH_DRIFT_EVIDENCE = 3        # frames of both feet sliding alike: enough where the warp is known to move them
 
 
 def key_error(take: Take, frame: int, key_joints: np.ndarray, key_yaw: float) -> float:
@@ -171,7 +172,8 @@ def replant_feet(joints: np.ndarray, original: np.ndarray, path: np.ndarray, fps
     best = None
     for strength in REPLANT_STRENGTHS:
         fixed = fix_feet(joints, method="ik_lock", contacts=contacts, fps=fps, orientation="ignore",
-                         strength=strength, drift_max_speed=PATH_DRIFT_MAX_SPEED)
+                         strength=strength, drift_max_speed=PATH_DRIFT_MAX_SPEED,
+                         drift_evidence=PATH_DRIFT_EVIDENCE)
         if fixed.report.get("unchanged"):
             continue
         off_path = distance_to_polyline(fixed.joints[:, 0, [0, 2]], path).max()

@@ -20,8 +20,8 @@ from scipy.ndimage import gaussian_filter1d
 from ..motion import MOTION_FPS
 from ..progress import ProgressFn, check_cancel, no_progress
 from ..skeleton import LEG_JOINTS, NUM_BODY_JOINTS
-from .contacts import (BLEND_FRAMES, DRIFT_MAX_SPEED, SLIDE_TOLERANCE, V_TH_REPAIR, ContactOverride,
-                       contact_intervals, detect_contacts, fade_fill, measure_slides)
+from .contacts import (BLEND_FRAMES, DRIFT_MAX_SPEED, MIN_DRIFT_EVIDENCE, SLIDE_TOLERANCE, V_TH_REPAIR,
+                       ContactOverride, contact_intervals, detect_contacts, fade_fill, measure_slides)
 from .beats import keep_beats
 from .errors import FootFixError
 from .ik_lock import REACH_SHIFT, ik_lock, reach_correction, root_moved, solve_legs
@@ -164,7 +164,8 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
              sampler: SamplerConfig | None = None, has_toes: bool | None = None,
              backend: str = "auto", contacts: np.ndarray | None = None,
              orientation: str = "check", load_weights: WeightLoader | None = None,
-             beats: str = "auto", drift_max_speed: float = DRIFT_MAX_SPEED) -> FootFixResult:
+             beats: str = "auto", drift_max_speed: float = DRIFT_MAX_SPEED,
+             drift_evidence: int = MIN_DRIFT_EVIDENCE) -> FootFixResult:
     """Repair foot skating on one clip; the upper body keeps its pose relative to the root exactly.
 
     joints_or_clip: a :class:`io.BodyClip` (from ``load_body_clip``; toes synthesised for the rig are
@@ -190,6 +191,8 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
     drift_max_speed: both planted feet moving alike up to this speed (m per frame at 30 fps) are the whole body
     drifting, and the root is shifted back by it (default 0.12 m/s: a capture drifts slowly, a faster glide
     is performed); an edit that moves the whole body on purpose (a path warp) passes more.
+    drift_evidence: frames (within 25 of a frame) where both planted feet slide alike before the body counts
+    as drifting there (default 12; a path warp, whose drift is certain, passes fewer).
 
     Legs whose bone lengths shake from frame to frame (joints from video or solved markers; a rig's bones
     are rigid) are low-passed first and put back on rigid bones (:func:`jitter.remove_leg_noise`; the root
@@ -287,7 +290,7 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
                      f"{1000 * noise.max():.1f} mm: joints from video or solved markers, not a rig)")
     info = detect_contacts(source, fps, overrides, has_toes, v_th=V_TH_REPAIR, foot_contacts=contacts)
     notes.extend(info.notes)
-    slides = measure_slides(source, info, fps, has_toes, drift_max_speed)
+    slides = measure_slides(source, info, fps, has_toes, drift_max_speed, drift_evidence)
     report["contacts_source"] = "given" if contacts is not None else "detected"
     report["slides"] = {"sliding_frames": {s: int(slides.sliding[:, i].sum()) for i, s in enumerate(("left", "right"))},
                         "root_shift_m": round(float(np.linalg.norm(slides.root_shift, axis=-1).max()), 5),
@@ -314,7 +317,7 @@ def fix_feet(joints_or_clip, method: str = "frdm", mode: str = "auto", overrides
         most), so that fixing the result again changes (nearly) nothing."""
         for _ in range(SETTLE_PASSES if repaired else 0):
             again = detect_contacts(out, fps, overrides, has_toes, v_th=V_TH_REPAIR, foot_contacts=contacts)
-            more = measure_slides(out, again, fps, has_toes, drift_max_speed)
+            more = measure_slides(out, again, fps, has_toes, drift_max_speed, drift_evidence)
             if not more.slides:
                 break
             # the root stays where the fix put it (the settling moves the legs only)

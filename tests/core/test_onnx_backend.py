@@ -79,6 +79,30 @@ def test_export_records_every_file_with_its_sha256_and_parity(compact):
     assert info["source_sha256"]["generator.safetensors"] == manifest["generator.safetensors"]["sha256"]
 
 
+def test_weights_float16_holds_exactly_are_stored_in_half_with_the_same_outputs(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    from core_models.onnx_export import store_weights_in_half
+
+    net = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 32))
+    with torch.no_grad():                        # the first layer as a float16 set stores it, the last not
+        net[0].weight.copy_(net[0].weight.half().float())
+    path = tmp_path / "net.onnx"
+    torch.onnx.export(net.eval(), (torch.zeros(2, 64),), str(path), input_names=["x"], output_names=["y"],
+                      dynamo=True, external_data=False)
+    x = np.random.default_rng(0).standard_normal((2, 64)).astype(np.float32)
+    before = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    size = path.stat().st_size
+    saved = store_weights_in_half(path)
+    assert saved == 64 * 128 * 2
+    assert path.stat().st_size <= size - saved + 2048
+    kinds = {i.name: i.data_type for i in onnx.load(str(path)).graph.initializer}
+    assert sorted(kinds.values()).count(onnx.TensorProto.FLOAT16) == 1
+    after = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(after, before)
+    assert store_weights_in_half(path) == 0                   # nothing left to halve
+
+
 def test_compact_generation_same_tokens_and_joints_on_both_backends(compact, music):
     kw = dict(weights=compact, seed=7, references=None)
     a = generate(music, "Latin", runtime=Runtime("cpu", backend="torch"), **kw)
