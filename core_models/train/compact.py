@@ -607,12 +607,13 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--window", type=int, default=64, help="tokenizer training window (frames)")
-    ap.add_argument("--window-tokens", type=int, default=96, help="generator window (dance tokens; 3 per latent)")
+    ap.add_argument("--window-tokens", type=int, default=240, help="generator window (dance tokens; 3 per latent)")
     ap.add_argument("--init", help="a weight-set folder to start from (fine-tuning), e.g. core_models/assets/compact")
-    ap.add_argument("--dance-share", type=float, default=0.5, help="tokenizer: share of windows from dance clips")
+    ap.add_argument("--dance-share", type=float, default=0.7, help="tokenizer: share of windows from dance clips")
     ap.add_argument("--ric-weight", type=float, default=1.0,
                     help="tokenizer: extra weight of the root-relative joint positions (the pose the armature shows)")
-    ap.add_argument("--bone-weight", type=float, default=10.0, help="tokenizer: weight of the bone-length loss (m)")
+    ap.add_argument("--bone-weight", type=float, default=1.0,
+                    help="tokenizer: weight of the bone-length loss (m); the decoder stage's rigidity weight")
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=1)
@@ -621,7 +622,8 @@ def main(argv=None) -> int:
     ap.add_argument("--fp16", action="store_true", help="export: store weights in float16 (half the size)")
     ap.add_argument("--dataset", help="a dataset .npz of the cached format instead of ../shared/data")
     args = ap.parse_args(argv)
-    defaults = {"tokenizer": (6000, 64, 1e-3), "decoder": (1000, 64, 2e-4), "generator": (6000, 8, 5e-4), "retrieval": (2000, 32, 3e-4)}
+    # the shipped set's recipe (tokenizer 5,000 steps; generator 1,750: its validation loss rises after)
+    defaults = {"tokenizer": (5000, 64, 1e-3), "decoder": (1000, 64, 2e-4), "generator": (1750, 8, 5e-4), "retrieval": (2000, 32, 3e-4)}
     if args.stage in defaults:
         steps, batch, lr = defaults[args.stage]
         args.steps, args.batch, args.lr = args.steps or steps, args.batch or batch, args.lr or lr
